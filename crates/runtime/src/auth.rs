@@ -1,0 +1,538 @@
+//! Bearer tokens: Ed25519-signed JWTs issued by the identity service and verified by every
+//! service, and the tower layer that puts the caller's [`Principal`] into request extensions.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use chrono::{DateTime, Duration, Utc};
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use futures::future::BoxFuture;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tonic::Status;
+use tower::{Layer, Service};
+
+use crate::error::ApiError;
+
+const ISSUER: &str = "portal-identity";
+const AUDIENCE: &str = "portal";
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A person signed in with email and password; the id of their account.
+    User { account_id: String },
+    /// Another service, named by the operator who issued its token.
+    Service { name: String },
+}
+
+impl Principal {
+    /// The account id of a signed-in user, or PERMISSION_DENIED for a service.
+    pub fn require_user(&self) -> Result<&str, ApiError> {
+        match self {
+            Principal::User { account_id } => Ok(account_id),
+            Principal::Service { name } => Err(ApiError::permission_denied(
+                "USER_TOKEN_REQUIRED",
+                format!("this call is made by a signed-in user, not by the service `{name}`"),
+            )),
+        }
+    }
+
+    /// The service name when it is one of `allowed`, otherwise PERMISSION_DENIED.
+    pub fn require_service(&self, allowed: &[&str]) -> Result<&str, ApiError> {
+        match self {
+            Principal::Service { name } if allowed.contains(&name.as_str()) => Ok(name),
+            Principal::Service { name } => Err(ApiError::permission_denied(
+                "CALLER_NOT_ALLOWED",
+                format!(
+                    "the service `{name}` may not make this call; allowed callers: {}",
+                    allowed.join(", ")
+                ),
+            )),
+            Principal::User { .. } => Err(ApiError::permission_denied(
+                "SERVICE_TOKEN_REQUIRED",
+                format!(
+                    "this is an internal call for the services: {}",
+                    allowed.join(", ")
+                ),
+            )),
+        }
+    }
+
+    pub fn service_name(&self) -> Option<&str> {
+        match self {
+            Principal::Service { name } => Some(name),
+            Principal::User { .. } => None,
+        }
+    }
+
+    pub fn account_id(&self) -> Option<&str> {
+        match self {
+            Principal::User { account_id } => Some(account_id),
+            Principal::Service { .. } => None,
+        }
+    }
+}
+
+/// The principal the auth layer attached to a request, or UNAUTHENTICATED.
+pub fn principal_of<T>(request: &tonic::Request<T>) -> Result<Principal, ApiError> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| ApiError::Unauthenticated {
+            reason: "TOKEN_MISSING",
+            message: "a bearer token is required".into(),
+        })
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    /// `user` or `service`.
+    kind: String,
+    iss: String,
+    aud: String,
+    iat: i64,
+    exp: i64,
+    jti: String,
+}
+
+/// A token and when it stops working.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+fn key_id(key: &VerifyingKey) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Signs tokens (held by the identity service and the operator's `portal token issue`).
+pub struct TokenIssuer {
+    key: EncodingKey,
+    kid: String,
+}
+
+impl std::fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenIssuer")
+            .field("kid", &self.kid)
+            .finish()
+    }
+}
+
+impl TokenIssuer {
+    /// From a PKCS#8 PEM Ed25519 private key.
+    pub fn from_pem(pem: &str) -> anyhow::Result<Self> {
+        let signing = SigningKey::from_pkcs8_pem(pem)
+            .map_err(|e| anyhow::anyhow!("not an Ed25519 PKCS#8 PEM private key: {e}"))?;
+        Ok(Self {
+            key: EncodingKey::from_ed_pem(pem.as_bytes())?,
+            kid: key_id(&signing.verifying_key()),
+        })
+    }
+
+    pub fn issue_user(
+        &self,
+        account_id: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> anyhow::Result<IssuedToken> {
+        self.issue(account_id, "user", now, ttl)
+    }
+
+    pub fn issue_service(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> anyhow::Result<IssuedToken> {
+        self.issue(name, "service", now, ttl)
+    }
+
+    fn issue(
+        &self,
+        sub: &str,
+        kind: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> anyhow::Result<IssuedToken> {
+        let expires_at = now + ttl;
+        let claims = Claims {
+            sub: sub.to_string(),
+            kind: kind.to_string(),
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            iat: now.timestamp(),
+            exp: expires_at.timestamp(),
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.key)?;
+        Ok(IssuedToken { token, expires_at })
+    }
+}
+
+/// Verifies tokens against one or more public keys (several during a key rotation).
+pub struct TokenVerifier {
+    keys: HashMap<String, DecodingKey>,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenVerifier")
+            .field("kids", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl TokenVerifier {
+    /// From SPKI PEM Ed25519 public keys.
+    pub fn from_pems<'a>(pems: impl IntoIterator<Item = &'a str>) -> anyhow::Result<Self> {
+        let mut keys = HashMap::new();
+        for pem in pems {
+            let verifying = VerifyingKey::from_public_key_pem(pem)
+                .map_err(|e| anyhow::anyhow!("not an Ed25519 public key PEM: {e}"))?;
+            keys.insert(
+                key_id(&verifying),
+                DecodingKey::from_ed_pem(pem.as_bytes())?,
+            );
+        }
+        anyhow::ensure!(
+            !keys.is_empty(),
+            "at least one token public key is required"
+        );
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 30;
+        Ok(Self { keys, validation })
+    }
+
+    /// Checks signature, issuer, audience and expiry and returns the principal.
+    pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        let unauthenticated = |reason: &'static str, message: &str| ApiError::Unauthenticated {
+            reason,
+            message: message.to_string(),
+        };
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| unauthenticated("TOKEN_MALFORMED", "the bearer token is malformed"))?;
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.keys.get(kid))
+            .ok_or_else(|| {
+                unauthenticated(
+                    "TOKEN_KEY_UNKNOWN",
+                    "the bearer token was signed by a key this service does not trust",
+                )
+            })?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::ExpiredSignature => unauthenticated(
+                    "TOKEN_EXPIRED",
+                    "the bearer token has expired; sign in again",
+                ),
+                ErrorKind::InvalidSignature => unauthenticated(
+                    "TOKEN_SIGNATURE_INVALID",
+                    "the bearer token signature is invalid",
+                ),
+                _ => unauthenticated("TOKEN_INVALID", "the bearer token is not valid"),
+            }
+        })?;
+        match data.claims.kind.as_str() {
+            "user" => Ok(Principal::User {
+                account_id: data.claims.sub,
+            }),
+            "service" => Ok(Principal::Service {
+                name: data.claims.sub,
+            }),
+            _ => Err(unauthenticated(
+                "TOKEN_INVALID",
+                "the bearer token is not valid",
+            )),
+        }
+    }
+}
+
+/// A freshly generated Ed25519 key pair, PEM-encoded.
+#[derive(Debug, Clone)]
+pub struct KeyPairPem {
+    pub private_pem: String,
+    pub public_pem: String,
+}
+
+pub fn generate_keypair() -> anyhow::Result<KeyPairPem> {
+    let signing = SigningKey::generate(&mut rand::rngs::OsRng);
+    let private_pem = signing
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| anyhow::anyhow!("encoding private key: {e}"))?
+        .to_string();
+    let public_pem = signing
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| anyhow::anyhow!("encoding public key: {e}"))?;
+    Ok(KeyPairPem {
+        private_pem,
+        public_pem,
+    })
+}
+
+/// Reads `token-signing.pem` and `token-signing.pub.pem` from `dir`, creating them on first use
+/// (the private key readable by the owner only).
+pub fn load_or_create_keypair(dir: &Path) -> anyhow::Result<KeyPairPem> {
+    let private = dir.join("token-signing.pem");
+    let public = dir.join("token-signing.pub.pem");
+    if private.exists() && public.exists() {
+        return Ok(KeyPairPem {
+            private_pem: std::fs::read_to_string(&private)?,
+            public_pem: std::fs::read_to_string(&public)?,
+        });
+    }
+    std::fs::create_dir_all(dir)?;
+    let pair = generate_keypair()?;
+    write_private(&private, &pair.private_pem)?;
+    std::fs::write(&public, &pair.public_pem)?;
+    Ok(pair)
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+/// Paths every server answers without a token.
+const ALWAYS_PUBLIC_PREFIXES: &[&str] = &[
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+];
+
+/// Verifies the bearer token of every call but the public ones and attaches the [`Principal`].
+#[derive(Clone)]
+pub struct AuthLayer {
+    verifier: Arc<TokenVerifier>,
+    public_methods: Arc<HashSet<String>>,
+}
+
+impl AuthLayer {
+    /// `public_methods` are full paths (`/portal.identity.v1.AccountService/SignIn`) that need
+    /// no token; health and reflection never do.
+    pub fn new(verifier: Arc<TokenVerifier>, public_methods: &[&str]) -> Self {
+        Self {
+            verifier,
+            public_methods: Arc::new(public_methods.iter().map(|m| m.to_string()).collect()),
+        }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    layer: AuthLayer,
+}
+
+fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for AuthService<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = http::Response<ResBody>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+        let path = request.uri().path();
+        let public = ALWAYS_PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p))
+            || self.layer.public_methods.contains(path);
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if public {
+            return Box::pin(inner.call(request));
+        }
+        let verdict = match bearer(request.headers()) {
+            Some(token) => self.layer.verifier.verify(token),
+            None => Err(ApiError::Unauthenticated {
+                reason: "TOKEN_MISSING",
+                message: "this call needs `authorization: Bearer <token>`".into(),
+            }),
+        };
+        match verdict {
+            Ok(principal) => {
+                request.extensions_mut().insert(principal);
+                Box::pin(inner.call(request))
+            }
+            Err(error) => {
+                let status: Status = error.into_status("auth.portal");
+                Box::pin(async move { Ok(status.into_http()) })
+            }
+        }
+    }
+}
+
+/// Adds a bearer token to every outgoing call of a client.
+#[derive(Clone)]
+pub struct BearerToken(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl BearerToken {
+    pub fn new(token: &str) -> anyhow::Result<Self> {
+        Ok(Self(Some(format!("Bearer {token}").parse()?)))
+    }
+
+    pub fn none() -> Self {
+        Self(None)
+    }
+}
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (TokenIssuer, TokenVerifier) {
+        let keys = generate_keypair().unwrap();
+        (
+            TokenIssuer::from_pem(&keys.private_pem).unwrap(),
+            TokenVerifier::from_pems([keys.public_pem.as_str()]).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_user_token_verifies_to_its_account() {
+        let (issuer, verifier) = pair();
+        let token = issuer
+            .issue_user("acc-1", Utc::now(), Duration::minutes(5))
+            .unwrap();
+        assert_eq!(
+            verifier.verify(&token.token).unwrap(),
+            Principal::User {
+                account_id: "acc-1".into()
+            }
+        );
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let (issuer, verifier) = pair();
+        let token = issuer
+            .issue_service(
+                "invitation",
+                Utc::now() - Duration::hours(2),
+                Duration::hours(1),
+            )
+            .unwrap();
+        assert!(matches!(
+            verifier.verify(&token.token),
+            Err(ApiError::Unauthenticated {
+                reason: "TOKEN_EXPIRED",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_token_from_another_key_is_refused() {
+        let (issuer, _) = pair();
+        let (_, other_verifier) = pair();
+        let token = issuer
+            .issue_user("acc-1", Utc::now(), Duration::minutes(5))
+            .unwrap();
+        assert!(other_verifier.verify(&token.token).is_err());
+    }
+
+    #[test]
+    fn a_verifier_trusts_every_key_it_was_given_during_rotation() {
+        let old = generate_keypair().unwrap();
+        let new = generate_keypair().unwrap();
+        let verifier =
+            TokenVerifier::from_pems([old.public_pem.as_str(), new.public_pem.as_str()]).unwrap();
+        for keys in [&old, &new] {
+            let issuer = TokenIssuer::from_pem(&keys.private_pem).unwrap();
+            let token = issuer
+                .issue_service("billing", Utc::now(), Duration::minutes(5))
+                .unwrap();
+            assert!(verifier.verify(&token.token).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_tampered_token_is_refused() {
+        let (issuer, verifier) = pair();
+        let token = issuer
+            .issue_user("acc-1", Utc::now(), Duration::minutes(5))
+            .unwrap()
+            .token;
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged_claims = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            br#"{"sub":"acc-2","kind":"service","iss":"portal-identity","aud":"portal","iat":0,"exp":9999999999,"jti":"x"}"#,
+        );
+        parts[1] = &forged_claims;
+        assert!(verifier.verify(&parts.join(".")).is_err());
+    }
+
+    #[test]
+    fn services_are_checked_by_name() {
+        let p = Principal::Service {
+            name: "billing".into(),
+        };
+        assert!(p.require_service(&["billing"]).is_ok());
+        assert!(p.require_service(&["invitation"]).is_err());
+        assert!(p.require_user().is_err());
+    }
+}

@@ -1,0 +1,175 @@
+//! Database pools for `sqlite:` and `postgres:` URLs, and embedded migrations.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// A service's connection pool: SQLite (embedded default) or PostgreSQL (production).
+#[derive(Debug, Clone)]
+pub enum DbPool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The migrations a service embeds, one set per database kind.
+#[derive(Debug)]
+pub struct Migrations {
+    pub sqlite: &'static Migrator,
+    pub postgres: &'static Migrator,
+}
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl DbSettings {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl DbPool {
+    /// Builds the pool without connecting, so a server can start (and report NOT_SERVING)
+    /// before its database is reachable.
+    pub fn connect_lazy(settings: &DbSettings) -> anyhow::Result<Self> {
+        let url = settings.url.as_str();
+        if url.starts_with("sqlite:") {
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            let options = SqliteConnectOptions::from_str(url)
+                .with_context(|| "parsing the SQLite database URL")?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            if let Some(dir) = options.get_filename().parent()
+                && !in_memory
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let pool_options = if in_memory {
+                // Every connection to `:memory:` is a new database: keep exactly one, forever.
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+            } else {
+                SqlitePoolOptions::new().max_connections(settings.max_connections.min(8))
+            };
+            Ok(DbPool::Sqlite(
+                pool_options
+                    .acquire_timeout(settings.acquire_timeout)
+                    .connect_lazy_with(options),
+            ))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url)
+                .with_context(|| "parsing the PostgreSQL database URL")?;
+            Ok(DbPool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(settings.max_connections)
+                    .acquire_timeout(settings.acquire_timeout)
+                    .connect_lazy_with(options),
+            ))
+        } else {
+            anyhow::bail!("unsupported database URL: use `sqlite:PATH` or `postgres://...`")
+        }
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        match self {
+            DbPool::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
+            DbPool::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
+        }
+    }
+
+    /// Applies the embedded migrations for this database kind.
+    pub async fn migrate(&self, migrations: &Migrations) -> anyhow::Result<()> {
+        match self {
+            DbPool::Sqlite(pool) => migrations.sqlite.run(pool).await?,
+            DbPool::Postgres(pool) => migrations.postgres.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DbPool::Sqlite(_) => "sqlite",
+            DbPool::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Connections in use and idle, for metrics.
+    pub fn usage(&self) -> (u32, usize) {
+        match self {
+            DbPool::Sqlite(pool) => (pool.size(), pool.num_idle()),
+            DbPool::Postgres(pool) => (pool.size(), pool.num_idle()),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            DbPool::Sqlite(pool) => pool.close().await,
+            DbPool::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Test support: databases for the storage suites.
+pub mod testing {
+    /// The PostgreSQL URL tests run against, from `PORTAL_TEST_DATABASE_URL`.
+    pub const POSTGRES_URL_VAR: &str = "PORTAL_TEST_DATABASE_URL";
+
+    /// A fresh SQLite database file in `dir`.
+    pub fn sqlite_url(dir: &std::path::Path) -> String {
+        format!("sqlite:{}", dir.join("test.db").display())
+    }
+
+    /// A URL to a new, empty schema of the test PostgreSQL server, or `None` when no server
+    /// was given (the PostgreSQL tests are then skipped). Panics when a server was given but
+    /// cannot be reached, so a misconfigured CI run fails instead of passing quietly.
+    pub async fn postgres_url() -> Option<String> {
+        let base = std::env::var(POSTGRES_URL_VAR)
+            .ok()
+            .filter(|u| !u.is_empty())?;
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(&base)
+            .await
+            .unwrap_or_else(|e| panic!("{POSTGRES_URL_VAR} is set but unreachable: {e}"));
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("creating test schema: {e}"));
+        pool.close().await;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Some(format!("{base}{sep}options[search_path]={schema}"))
+    }
+}
+
+/// Whether an error is a unique-constraint violation, in either database.
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => db.is_unique_violation(),
+        _ => false,
+    }
+}

@@ -1,0 +1,20 @@
+//! What every Portal service does the same way: configuration, telemetry, server bootstrap
+//! (health, reflection, shutdown, protective layers), authentication, error mapping, storage
+//! pools, time and pagination.
+
+pub mod auth;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod paging;
+pub mod server;
+pub mod telemetry;
+pub mod testkit;
+pub mod types;
+
+pub use auth::{Principal, TokenIssuer, TokenVerifier, principal_of};
+pub use clock::{Clock, SharedClock};
+pub use error::{ApiError, Violations};

@@ -1,0 +1,355 @@
+//! Server bootstrap shared by every service: health, reflection, authentication, protective
+//! tower layers, readiness tied to the database, and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tower::{Layer, Service};
+
+use crate::auth::{AuthLayer, TokenVerifier};
+use crate::config::ServerArgs;
+use crate::db::{DbPool, Migrations};
+
+/// Health service name a liveness probe asks: SERVING for as long as the process runs.
+pub const LIVENESS: &str = "liveness";
+/// Health service name a readiness probe asks: SERVING only while the database is ready and
+/// the server is not draining (the overall "" status says the same).
+pub const READINESS: &str = "readiness";
+
+/// A shutdown signal shared by every server of a process.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    tx: Arc<watch::Sender<bool>>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Self {
+            tx: Arc::new(watch::channel(false).0),
+        }
+    }
+
+    /// Starts the shutdown.
+    pub fn trigger(&self) {
+        self.tx.send_replace(true);
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.tx.borrow()
+    }
+
+    /// Completes once the shutdown has started.
+    pub async fn wait(&self) {
+        let mut rx = self.tx.subscribe();
+        let _ = rx.wait_for(|triggered| *triggered).await;
+    }
+
+    /// Triggers on SIGTERM or ctrl-c.
+    pub fn trigger_on_signals(&self) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown signal received; draining");
+            this.trigger();
+        });
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// What a service contributes to its server.
+pub struct ServiceSpec {
+    /// Short name used in logs (`identity`).
+    pub name: &'static str,
+    /// The service's gRPC services.
+    pub routes: Routes,
+    /// Full names of those gRPC services, for per-service health.
+    pub grpc_services: Vec<&'static str>,
+    /// Full method paths callable without a token.
+    pub public_methods: Vec<&'static str>,
+    /// Encoded descriptor sets served by reflection.
+    pub descriptor_sets: Vec<&'static [u8]>,
+    /// The database whose readiness gates SERVING, with its migrations.
+    pub database: Option<(DbPool, &'static Migrations)>,
+}
+
+/// A bound listener: knows its real port before the server runs (tests bind port 0).
+pub struct Bound {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl Bound {
+    pub async fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
+        let local_addr = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            local_addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
+/// Runs one service's server until `shutdown` fires and in-flight calls have drained.
+pub async fn serve(
+    bound: Bound,
+    spec: ServiceSpec,
+    args: &ServerArgs,
+    verifier: Arc<TokenVerifier>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health = Health {
+        reporter,
+        names: spec.grpc_services.clone(),
+    };
+    health.set_live().await;
+    health.set_ready(false).await;
+
+    let mut reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    let mut reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    for set in &spec.descriptor_sets {
+        reflection_v1 = reflection_v1.register_encoded_file_descriptor_set(set);
+        reflection_v1alpha = reflection_v1alpha.register_encoded_file_descriptor_set(set);
+    }
+    let routes = spec
+        .routes
+        .add_service(health_service)
+        .add_service(reflection_v1.build_v1()?)
+        .add_service(reflection_v1alpha.build_v1alpha()?);
+
+    let readiness = tokio::spawn(track_readiness(
+        spec.name,
+        spec.database.clone(),
+        health.clone(),
+        shutdown.clone(),
+    ));
+
+    let layers = tower::ServiceBuilder::new()
+        .layer(ShedLayer::new(args.concurrency_limit))
+        .layer(AuthLayer::new(verifier, &spec.public_methods))
+        .into_inner();
+    let name = spec.name;
+    let server = Server::builder()
+        .timeout(args.request_timeout)
+        .max_connection_age(args.max_connection_age)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .trace_fn(move |request| {
+            tracing::info_span!(
+                "grpc",
+                service = name,
+                rpc = %request.uri().path(),
+                otel.kind = "server",
+            )
+        })
+        .layer(layers)
+        .add_routes(routes);
+
+    tracing::info!(service = spec.name, addr = %bound.local_addr, "gRPC server listening");
+    let delay = args.shutdown_delay;
+    let drain_signal = {
+        let shutdown = shutdown.clone();
+        let health = health.clone();
+        async move {
+            shutdown.wait().await;
+            health.set_ready(false).await;
+            tokio::time::sleep(delay).await;
+        }
+    };
+    let incoming = TcpListenerStream::new(bound.listener);
+    let serving = server.serve_with_incoming_shutdown(incoming, drain_signal);
+    let drain_limit = args.drain_timeout + delay;
+    let result = tokio::select! {
+        result = serving => result.map_err(anyhow::Error::from),
+        _ = async { shutdown.wait().await; tokio::time::sleep(drain_limit).await } => {
+            tracing::warn!(service = spec.name, "drain timeout reached; closing remaining calls");
+            Ok(())
+        }
+    };
+    readiness.abort();
+    tracing::info!(service = spec.name, "gRPC server stopped");
+    result
+}
+
+#[derive(Clone)]
+struct Health {
+    reporter: HealthReporter,
+    names: Vec<&'static str>,
+}
+
+impl Health {
+    async fn set_live(&self) {
+        self.reporter
+            .set_service_status(LIVENESS, ServingStatus::Serving)
+            .await;
+    }
+
+    async fn set_ready(&self, ready: bool) {
+        let status = if ready {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        for name in ["", READINESS].iter().chain(self.names.iter()) {
+            self.reporter.set_service_status(*name, status).await;
+        }
+    }
+}
+
+/// Migrates the database (retrying until it answers), reports SERVING, then keeps checking.
+async fn track_readiness(
+    service: &'static str,
+    database: Option<(DbPool, &'static Migrations)>,
+    health: Health,
+    shutdown: Shutdown,
+) {
+    let Some((pool, migrations)) = database else {
+        if !shutdown.is_triggered() {
+            health.set_ready(true).await;
+        }
+        return;
+    };
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match pool.migrate(migrations).await {
+            Ok(()) => break,
+            Err(error) => {
+                tracing::warn!(service, error = %format!("{error:#}"), "database not ready; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    let mut ready = false;
+    loop {
+        if shutdown.is_triggered() {
+            return;
+        }
+        let now_ready = pool.ping().await.is_ok();
+        if now_ready != ready {
+            ready = now_ready;
+            if ready {
+                tracing::info!(service, "database ready; SERVING");
+            } else {
+                tracing::warn!(service, "database unreachable; NOT_SERVING");
+            }
+            if !shutdown.is_triggered() {
+                health.set_ready(ready).await;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.wait() => return,
+        }
+    }
+}
+
+/// Global concurrency limit with load shedding: a call beyond the limit is refused at once
+/// with UNAVAILABLE (safe for clients to retry with backoff) instead of queueing.
+#[derive(Clone)]
+pub struct ShedLayer {
+    permits: Arc<Semaphore>,
+}
+
+impl ShedLayer {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(limit.max(1))),
+        }
+    }
+}
+
+impl<S> Layer<S> for ShedLayer {
+    type Service = Shed<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Shed {
+            inner,
+            permits: self.permits.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Shed<S> {
+    inner: S,
+    permits: Arc<Semaphore>,
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for Shed<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = http::Response<ResBody>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => Box::pin(async move {
+                let response = inner.call(request).await;
+                drop(permit);
+                response
+            }),
+            Err(_) => Box::pin(async {
+                Ok(
+                    tonic::Status::unavailable("the server is at capacity; retry with backoff")
+                        .into_http(),
+                )
+            }),
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Helpers for tests and for the quick start: token keys on disk, and waiting for SERVING.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::auth::{KeyPairPem, TokenIssuer, load_or_create_keypair};
+
+/// A token signing key pair written to a directory, with an issuer for minting test tokens.
+pub struct TestKeys {
+    pub private_key_path: PathBuf,
+    pub public_key_path: PathBuf,
+    pub pem: KeyPairPem,
+    pub issuer: TokenIssuer,
+}
+
+impl TestKeys {
+    pub fn create(dir: &Path) -> anyhow::Result<Self> {
+        let pem = load_or_create_keypair(dir)?;
+        Ok(Self {
+            private_key_path: dir.join("token-signing.pem"),
+            public_key_path: dir.join("token-signing.pub.pem"),
+            issuer: TokenIssuer::from_pem(&pem.private_pem)?,
+            pem,
+        })
+    }
+
+    /// A service token for `name`, valid for an hour.
+    pub fn service_token(&self, name: &str) -> String {
+        self.issuer
+            .issue_service(name, Utc::now(), chrono::Duration::hours(1))
+            .map(|t| t.token)
+            .unwrap_or_default()
+    }
+
+    /// A user token for `account_id`, valid for an hour.
+    pub fn user_token(&self, account_id: &str) -> String {
+        self.issuer
+            .issue_user(account_id, Utc::now(), chrono::Duration::hours(1))
+            .map(|t| t.token)
+            .unwrap_or_default()
+    }
+}
+
+/// Waits until the server at `addr` reports the overall health status SERVING.
+pub async fn wait_for_serving(addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let url = format!("http://{addr}");
+    loop {
+        let status = async {
+            let channel = tonic::transport::Endpoint::from_shared(url.clone())?
+                .connect()
+                .await?;
+            let mut client = HealthClient::new(channel);
+            let response = client
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await?;
+            anyhow::Ok(response.into_inner().status)
+        }
+        .await;
+        if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("{addr} did not report SERVING within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,151 @@
+//! Value types every service parses the same way at its edge.
+
+use std::fmt;
+
+/// An email address, normalised (trimmed, lower-cased). Two addresses are the same person only
+/// when their normalised forms are equal (rule R12).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let email = raw.trim().to_lowercase();
+        if email.is_empty() {
+            return Err("is required".into());
+        }
+        if email.len() > 254 {
+            return Err("is longer than 254 characters".into());
+        }
+        let Some((local, domain)) = email.rsplit_once('@') else {
+            return Err("is not an email address (no @)".into());
+        };
+        let valid_domain = domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+            && domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        if local.is_empty() || local.len() > 64 || local.contains('@') {
+            return Err("is not an email address (bad local part)".into());
+        }
+        if !valid_domain {
+            return Err("is not an email address (bad domain)".into());
+        }
+        if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("is not an email address (contains spaces)".into());
+        }
+        Ok(Self(email))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+// Emails stay out of logs: Debug shows only the domain.
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let domain = self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+        write!(f, "Email(***@{domain})")
+    }
+}
+
+/// Parses a resource id (a UUID in canonical lower-case form).
+pub fn parse_id(raw: &str) -> Result<String, String> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err("is required".into());
+    }
+    uuid::Uuid::parse_str(trimmed)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| format!("`{}` is not a valid id (a UUID)", truncate(trimmed, 64)))
+}
+
+/// A new time-ordered id.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().hyphenated().to_string()
+}
+
+/// A required human-readable name: trimmed, 1..=max characters.
+pub fn parse_name(raw: &str, max: usize) -> Result<String, String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err("is required".into());
+    }
+    if name.chars().count() > max {
+        return Err(format!("is longer than {max} characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("contains control characters".into());
+    }
+    Ok(name.to_string())
+}
+
+/// Cuts user input for inclusion in an error message.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let cut: String = text.chars().take(max).collect();
+        format!("{cut}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_lower_cased() {
+        assert_eq!(
+            Email::parse("  Jane.Doe@School.Example.ORG ")
+                .unwrap()
+                .as_str(),
+            "jane.doe@school.example.org"
+        );
+    }
+
+    #[test]
+    fn different_addresses_stay_different_people() {
+        assert_ne!(
+            Email::parse("jane@school.org").unwrap(),
+            Email::parse("jane.doe@school.org").unwrap()
+        );
+    }
+
+    #[test]
+    fn malformed_emails_are_refused() {
+        for bad in [
+            "",
+            "jane",
+            "@school.org",
+            "jane@",
+            "jane@school",
+            "ja ne@school.org",
+            "jane@.org",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_the_address() {
+        let email = Email::parse("jane@school.org").unwrap();
+        assert!(!format!("{email:?}").contains("jane"));
+    }
+
+    #[test]
+    fn ids_must_be_uuids() {
+        assert!(parse_id("not-an-id").is_err());
+        assert!(parse_id("").is_err());
+        assert_eq!(
+            parse_id("7F3C2A10-0000-4000-8000-000000000001").unwrap(),
+            "7f3c2a10-0000-4000-8000-000000000001"
+        );
+    }
+}
