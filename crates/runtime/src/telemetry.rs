@@ -44,10 +44,14 @@ impl Drop for TelemetryGuard {
 }
 
 /// Installs the global subscriber. `service` is the default OpenTelemetry service name
-/// (`OTEL_SERVICE_NAME` overrides it).
-pub fn init(args: &TelemetryArgs, service: &str) -> anyhow::Result<TelemetryGuard> {
+/// (`OTEL_SERVICE_NAME` overrides it); `default_format` applies when none was configured.
+pub fn init(
+    args: &TelemetryArgs,
+    service: &str,
+    default_format: LogFormat,
+) -> anyhow::Result<TelemetryGuard> {
     let filter = EnvFilter::try_new(&args.log)?;
-    let fmt = match args.log_format {
+    let fmt = match args.log_format.unwrap_or(default_format) {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)

@@ -1,0 +1,196 @@
+//! `portal up`: the whole suite in one process, for trying it out and for local development.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::{Args, Parser};
+use portal_runtime::auth::{TokenIssuer, load_or_create_keypair};
+use portal_runtime::clock;
+use portal_runtime::config::DatabaseArgs;
+use portal_runtime::demo;
+use portal_runtime::server::Shutdown;
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Where the SQLite files, keys, tokens and the mail sink live.
+    #[arg(long, env = "PORTAL_DATA_DIR", default_value = ".portal")]
+    data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    #[arg(long, default_value_t = 50051)]
+    identity_port: u16,
+    #[arg(long, default_value_t = 50052)]
+    subscription_port: u16,
+    #[arg(long, default_value_t = 50053)]
+    invitation_port: u16,
+    /// Skip seeding the demo trust.
+    #[arg(long)]
+    no_demo: bool,
+}
+
+/// Parses a service's configuration from flags, as its own subcommand would.
+fn service_config<C: Args>(flags: Vec<String>) -> anyhow::Result<C> {
+    #[derive(Parser)]
+    struct Wrapper<C: Args> {
+        #[command(flatten)]
+        config: C,
+    }
+    let argv = std::iter::once("portal".to_string()).chain(flags);
+    Ok(Wrapper::<C>::try_parse_from(argv)?.config)
+}
+
+fn database(data_dir: &Path, name: &str) -> DatabaseArgs {
+    DatabaseArgs {
+        database_url: format!("sqlite:{}", data_dir.join(format!("{name}.db")).display()),
+        database_max_connections: 8,
+    }
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let data = &args.data_dir;
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    let keys_dir = data.join("keys");
+    let keys = load_or_create_keypair(&keys_dir)?;
+    let issuer = TokenIssuer::from_pem(&keys.private_pem)?;
+    let public_key = keys_dir.join("token-signing.pub.pem");
+    let private_key = keys_dir.join("token-signing.pem");
+
+    // Service tokens for the in-process callers, and for an operator trying the internal RPCs.
+    let tokens_dir = data.join("tokens");
+    std::fs::create_dir_all(&tokens_dir)?;
+    let mut tokens = std::collections::HashMap::new();
+    for name in [
+        "invitation",
+        "subscription",
+        "billing",
+        "mis-sync",
+        "operator",
+    ] {
+        let token = issuer
+            .issue_service(name, chrono::Utc::now(), chrono::Duration::days(30))?
+            .token;
+        std::fs::write(tokens_dir.join(format!("{name}.token")), &token)?;
+        tokens.insert(name, token);
+    }
+
+    let identity_db = database(data, "identity");
+    let subscription_db = database(data, "subscription");
+    let invitation_db = database(data, "invitation");
+    portal_identity::migrate(&identity_db).await?;
+    portal_subscription::migrate(&subscription_db).await?;
+    portal_invitation::migrate(&invitation_db).await?;
+    if !args.no_demo {
+        portal_identity::seed_demo(&identity_db).await?;
+        portal_subscription::seed_demo(&subscription_db).await?;
+    }
+
+    let addr = |port| SocketAddr::new(args.host, port);
+    let common = |port: u16, db: &DatabaseArgs| {
+        vec![
+            "--listen".to_string(),
+            addr(port).to_string(),
+            "--database-url".into(),
+            db.database_url.clone(),
+            "--token-public-keys".into(),
+            public_key.display().to_string(),
+        ]
+    };
+    let identity_url = format!("http://{}", addr(args.identity_port));
+    let subscription_url = format!("http://{}", addr(args.subscription_port));
+    let mail_dir = data.join("mail");
+
+    let mut flags = common(args.identity_port, &identity_db);
+    flags.extend([
+        "--token-private-key".into(),
+        private_key.display().to_string(),
+    ]);
+    let identity: portal_identity::Config = service_config(flags)?;
+
+    let mut flags = common(args.subscription_port, &subscription_db);
+    flags.extend([
+        "--identity-url".into(),
+        identity_url.clone(),
+        "--service-token".into(),
+        tokens["subscription"].clone(),
+    ]);
+    let subscription: portal_subscription::Config = service_config(flags)?;
+
+    let mut flags = common(args.invitation_port, &invitation_db);
+    flags.extend([
+        "--identity-url".into(),
+        identity_url.clone(),
+        "--subscription-url".into(),
+        subscription_url.clone(),
+        "--service-token".into(),
+        tokens["invitation"].clone(),
+        "--mail-dir".into(),
+        mail_dir.display().to_string(),
+        "--link-base-url".into(),
+        "http://localhost:8080/invitations/accept".into(),
+    ]);
+    let invitation: portal_invitation::Config = service_config(flags)?;
+
+    let clock = clock::system();
+    let identity = portal_identity::Application::build(identity, clock.clone()).await?;
+    let subscription = portal_subscription::Application::build(subscription, clock.clone()).await?;
+    let invitation = portal_invitation::Application::build(invitation, clock).await?;
+
+    print_banner(
+        &args,
+        identity.local_addr(),
+        subscription.local_addr(),
+        invitation.local_addr(),
+        &tokens_dir,
+        &mail_dir,
+    );
+
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    // One service failing stops the others rather than leaving a half-working suite.
+    let stop_all = |result: anyhow::Result<()>| {
+        if result.is_err() {
+            shutdown.trigger();
+        }
+        result
+    };
+    let (a, b, c) = tokio::join!(
+        async { stop_all(identity.run(shutdown.clone()).await) },
+        async { stop_all(subscription.run(shutdown.clone()).await) },
+        async { stop_all(invitation.run(shutdown.clone()).await) },
+    );
+    a.context("identity")
+        .and(b.context("subscription"))
+        .and(c.context("invitation"))
+}
+
+fn print_banner(
+    args: &UpArgs,
+    identity: SocketAddr,
+    subscription: SocketAddr,
+    invitation: SocketAddr,
+    tokens_dir: &Path,
+    mail_dir: &Path,
+) {
+    println!();
+    println!("Portal suite is up (data in {}):", args.data_dir.display());
+    println!("  identity      {identity}   portal.identity.v1");
+    println!("  subscription  {subscription}   portal.subscription.v1");
+    println!("  invitation    {invitation}   portal.invitation.v1");
+    if !args.no_demo {
+        println!();
+        println!("Demo trust: {} ({})", demo::TRUST_NAME, demo::TRUST_ID);
+        println!(
+            "  administrator: {} / {}",
+            demo::ADMIN_EMAIL,
+            demo::ADMIN_PASSWORD
+        );
+    }
+    println!();
+    println!("Service tokens: {}/<name>.token", tokens_dir.display());
+    println!("Outgoing mail:  {}/*.eml", mail_dir.display());
+    println!("Try: grpcurl -plaintext {identity} list");
+    println!("Stop with ctrl-c.");
+    println!();
+}
