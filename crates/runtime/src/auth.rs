@@ -415,7 +415,7 @@ where
     }
 }
 
-/// Adds a bearer token to every outgoing call of a client.
+/// Adds a bearer token and the current trace context to every outgoing call of a client.
 #[derive(Clone)]
 pub struct BearerToken(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
 
@@ -436,6 +436,7 @@ impl tonic::service::Interceptor for BearerToken {
                 .metadata_mut()
                 .insert("authorization", value.clone());
         }
+        crate::propagation::inject_current(request.metadata_mut());
         Ok(request)
     }
 }

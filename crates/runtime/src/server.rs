@@ -19,6 +19,8 @@ use tower::{Layer, Service};
 use crate::auth::{AuthLayer, TokenVerifier};
 use crate::config::ServerArgs;
 use crate::db::{DbPool, Migrations};
+use crate::metrics::{self, Metrics, MetricsLayer};
+use crate::propagation;
 
 /// Health service name a liveness probe asks: SERVING for as long as the process runs.
 pub const LIVENESS: &str = "liveness";
@@ -113,6 +115,7 @@ pub struct ServiceSpec {
 pub struct Bound {
     listener: TcpListener,
     local_addr: SocketAddr,
+    admin: Option<(TcpListener, SocketAddr)>,
 }
 
 impl Bound {
@@ -124,11 +127,22 @@ impl Bound {
         Ok(Self {
             listener,
             local_addr,
+            admin: None,
         })
+    }
+
+    /// Also binds the admin (metrics) port now, so its real port is known before serving.
+    pub async fn with_admin(mut self, addr: SocketAddr) -> anyhow::Result<Self> {
+        self.admin = Some(metrics::bind_admin(addr).await?);
+        Ok(self)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(_, addr)| *addr)
     }
 }
 
@@ -140,6 +154,32 @@ pub async fn serve(
     verifier: Arc<TokenVerifier>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    serve_with_metrics(bound, spec, args, verifier, shutdown, Metrics::new()).await
+}
+
+/// [`serve`] with a metrics registry the service has added its own gauges to.
+pub async fn serve_with_metrics(
+    bound: Bound,
+    spec: ServiceSpec,
+    args: &ServerArgs,
+    verifier: Arc<TokenVerifier>,
+    shutdown: Shutdown,
+    metrics: Metrics,
+) -> anyhow::Result<()> {
+    let admin = match (bound.admin, args.admin_listen) {
+        (Some(admin), _) => Some(admin),
+        (None, Some(addr)) => Some(metrics::bind_admin(addr).await?),
+        (None, None) => None,
+    };
+    if let Some((listener, addr)) = admin {
+        tracing::info!(service = spec.name, %addr, "metrics at http://{addr}/metrics");
+        tokio::spawn(metrics::serve_admin(
+            listener,
+            metrics.clone(),
+            spec.database.as_ref().map(|(pool, _)| pool.clone()),
+            shutdown.clone(),
+        ));
+    }
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let health = Health {
         reporter,
@@ -170,6 +210,7 @@ pub async fn serve(
     ));
 
     let layers = tower::ServiceBuilder::new()
+        .layer(MetricsLayer::new(metrics))
         .layer(ShedLayer::new(args.concurrency_limit))
         .layer(AuthLayer::new(verifier, &spec.public_methods))
         .into_inner();
@@ -178,14 +219,7 @@ pub async fn serve(
         .timeout(args.request_timeout)
         .max_connection_age(args.max_connection_age)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .trace_fn(move |request| {
-            tracing::info_span!(
-                "grpc",
-                service = name,
-                rpc = %request.uri().path(),
-                otel.kind = "server",
-            )
-        })
+        .trace_fn(move |request| propagation::server_span(name, request))
         .layer(layers)
         .add_routes(routes);
 

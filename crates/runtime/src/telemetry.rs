@@ -14,15 +14,9 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TelemetryArgs {
-    /// `json` for machines, `pretty` for people.
-    #[arg(
-        long,
-        env = "PORTAL_LOG_FORMAT",
-        value_enum,
-        default_value = "json",
-        global = true
-    )]
-    pub log_format: LogFormat,
+    /// `json` for machines, `pretty` for people (default: json, but pretty for `portal up`).
+    #[arg(long, env = "PORTAL_LOG_FORMAT", value_enum, global = true)]
+    pub log_format: Option<LogFormat>,
 
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "PORTAL_LOG", default_value = "info", global = true)]
