@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 //! The shared server bootstrap, exercised over real sockets: readiness, liveness, metrics and
 //! shutdown.
 
