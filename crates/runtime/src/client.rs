@@ -1,6 +1,10 @@
 //! Channels to other services: bounded connect time, per-call deadlines and a bearer token.
 
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+
+use tonic::transport::channel::Change;
 
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -29,18 +33,77 @@ impl ClientSettings {
     }
 }
 
-/// Builds a lazily connecting channel: the first call connects, and a peer that is down makes
-/// calls fail fast with UNAVAILABLE rather than hang.
-pub fn channel(settings: &ClientSettings) -> anyhow::Result<Channel> {
-    let endpoint = Endpoint::from_shared(settings.url.clone())
-        .map_err(|e| anyhow::anyhow!("invalid service URL `{}`: {e}", settings.url))?
+fn endpoint(url: String, settings: &ClientSettings) -> anyhow::Result<Endpoint> {
+    Ok(Endpoint::from_shared(url.clone())
+        .map_err(|e| anyhow::anyhow!("invalid service URL `{url}`: {e}"))?
         .connect_timeout(settings.connect_timeout)
         .timeout(settings.call_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true);
-    Ok(endpoint.connect_lazy())
+        .keep_alive_while_idle(true))
 }
+
+/// Builds a lazily connecting channel: the first call connects, and a peer that is down makes
+/// calls fail fast with UNAVAILABLE rather than hang.
+///
+/// A URL naming an IP address gets one connection. A URL naming a host (in Kubernetes, a
+/// headless Service) is resolved every [`DNS_REFRESH`] and calls are balanced over every
+/// address it returns, so new replicas take load and departed ones stop getting it.
+pub fn channel(settings: &ClientSettings) -> anyhow::Result<Channel> {
+    let uri: http::Uri = settings
+        .url
+        .parse()
+        .map_err(|e| anyhow::anyhow!("invalid service URL `{}`: {e}", settings.url))?;
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_string();
+    if host.is_empty() || host.parse::<IpAddr>().is_ok() {
+        return Ok(endpoint(settings.url.clone(), settings)?.connect_lazy());
+    }
+    let scheme = uri.scheme_str().unwrap_or("http").to_string();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
+    let settings = settings.clone();
+    tokio::spawn(async move {
+        let mut current: HashSet<SocketAddr> = HashSet::new();
+        loop {
+            match tokio::net::lookup_host((host.as_str(), port)).await {
+                Ok(addrs) => {
+                    let fresh: HashSet<SocketAddr> = addrs.collect();
+                    for gone in current.difference(&fresh) {
+                        if changes.send(Change::Remove(*gone)).await.is_err() {
+                            return;
+                        }
+                    }
+                    for new in fresh.difference(&current) {
+                        let Ok(endpoint) = endpoint(format!("{scheme}://{new}"), &settings) else {
+                            continue;
+                        };
+                        if changes.send(Change::Insert(*new, endpoint)).await.is_err() {
+                            return;
+                        }
+                    }
+                    current = fresh;
+                }
+                Err(error) => {
+                    tracing::warn!(%host, %error, "resolving service address failed; keeping the last answer");
+                }
+            }
+            tokio::time::sleep(DNS_REFRESH).await;
+            if changes.is_closed() {
+                return;
+            }
+        }
+    });
+    Ok(channel)
+}
+
+/// How often a service host name is resolved again.
+pub const DNS_REFRESH: Duration = Duration::from_secs(10);
 
 /// A channel that sends `token` with every call.
 pub fn authed_channel(settings: &ClientSettings, token: &str) -> anyhow::Result<AuthedChannel> {
@@ -48,4 +111,35 @@ pub fn authed_channel(settings: &ClientSettings, token: &str) -> anyhow::Result<
         channel(settings)?,
         BearerToken::new(token)?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_host_name_is_balanced_and_an_ip_address_is_not() {
+        // Both build without connecting; an unreachable peer must not fail construction.
+        assert!(channel(&ClientSettings::new("http://127.0.0.1:1")).is_ok());
+        assert!(channel(&ClientSettings::new("http://localhost:1")).is_ok());
+        assert!(channel(&ClientSettings::new("not a url")).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_call_to_a_peer_that_is_down_fails_within_the_call_timeout() {
+        for url in ["http://127.0.0.1:1", "http://localhost:1"] {
+            let mut settings = ClientSettings::new(url);
+            settings.call_timeout = Duration::from_millis(500);
+            let mut client =
+                tonic_health::pb::health_client::HealthClient::new(channel(&settings).unwrap());
+            let started = std::time::Instant::now();
+            let result = tokio::time::timeout(
+                Duration::from_secs(5),
+                client.check(tonic_health::pb::HealthCheckRequest::default()),
+            )
+            .await;
+            assert!(matches!(result, Ok(Err(_))), "{url}: {result:?}");
+            assert!(started.elapsed() < Duration::from_secs(3), "{url}");
+        }
+    }
 }
