@@ -196,6 +196,14 @@ pub async fn serve_with_metrics(
         reflection_v1 = reflection_v1.register_encoded_file_descriptor_set(set);
         reflection_v1alpha = reflection_v1alpha.register_encoded_file_descriptor_set(set);
     }
+    // Advertise only what this server serves: the shared descriptor set describes every service.
+    for name in spec.grpc_services.iter().chain(&["grpc.health.v1.Health"]) {
+        reflection_v1 = reflection_v1.with_service_name(*name);
+        reflection_v1alpha = reflection_v1alpha.with_service_name(*name);
+    }
+    reflection_v1 = reflection_v1.with_service_name("grpc.reflection.v1.ServerReflection");
+    reflection_v1alpha =
+        reflection_v1alpha.with_service_name("grpc.reflection.v1alpha.ServerReflection");
     let routes = spec
         .routes
         .add_service(health_service)
