@@ -188,10 +188,13 @@ pub async fn serve_with_metrics(
     health.set_live().await;
     health.set_ready(false).await;
 
+    // google.rpc error details are described too, so grpcurl prints ErrorInfo and BadRequest.
     let mut reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET);
     let mut reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET);
     for set in &spec.descriptor_sets {
         reflection_v1 = reflection_v1.register_encoded_file_descriptor_set(set);
         reflection_v1alpha = reflection_v1alpha.register_encoded_file_descriptor_set(set);
