@@ -1,0 +1,1037 @@
+//! The storage conformance suite: every test runs against SQLite, and against PostgreSQL when
+//! `PORTAL_TEST_DATABASE_URL` is set (a fresh schema per test).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use portal_identity::MIGRATIONS;
+use portal_identity::domain::{
+    AdminGrant, GrantBatch, GrantOutcome, GrantSpec, GrantStatus, NewAccount, NewSchool, NewTrust,
+    OrgKind, StaffCursor, StaffFilter, StaffRecord, StaffStatus, SyncSummary,
+};
+use portal_identity::error::IdentityError;
+use portal_identity::storage::{self, Store};
+use portal_runtime::config::DatabaseArgs;
+use portal_runtime::db::DbPool;
+use portal_runtime::types::{Email, new_id};
+
+struct Ctx {
+    store: Arc<dyn Store>,
+    database: DatabaseArgs,
+    pool: DbPool,
+    _dir: tempfile::TempDir,
+}
+
+async fn ctx_for(url: String, dir: tempfile::TempDir) -> Ctx {
+    let database = DatabaseArgs {
+        database_url: url,
+        database_max_connections: 8,
+    };
+    let pool = DbPool::connect_lazy(&database.settings()).expect("pool");
+    pool.migrate(&MIGRATIONS).await.expect("migrate");
+    Ctx {
+        store: storage::open(&pool),
+        database,
+        pool,
+        _dir: dir,
+    }
+}
+
+async fn sqlite() -> Ctx {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = portal_runtime::db::testing::sqlite_url(dir.path());
+    ctx_for(url, dir).await
+}
+
+async fn postgres() -> Option<Ctx> {
+    let url = portal_runtime::db::testing::postgres_url().await?;
+    Some(ctx_for(url, tempfile::tempdir().expect("dir")).await)
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let ctx = super::sqlite().await;
+                    super::$name(&ctx).await;
+                    ctx.pool.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(ctx) = super::postgres().await else {
+                        eprintln!("PORTAL_TEST_DATABASE_URL is not set; skipped");
+                        return;
+                    };
+                    super::$name(&ctx).await;
+                    ctx.pool.close().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    a_trust_round_trips_and_a_repeated_request_id_returns_the_first_trust,
+    schools_need_their_trust_and_a_unique_urn,
+    schools_are_listed_by_id_after_a_cursor,
+    a_sync_adds_updates_marks_left_and_reactivates,
+    a_repeated_sync_changes_nothing_not_even_update_time,
+    a_sync_of_an_unknown_trust_writes_nothing,
+    a_large_snapshot_crosses_every_batch_size,
+    syncs_of_two_trusts_leave_each_other_alone,
+    staff_listing_filters_and_pages_by_name_then_id,
+    seeded_staff_keep_their_ids_and_are_inserted_once,
+    an_email_has_one_account,
+    batch_grants_are_created_then_granted_then_held,
+    batch_grants_refuse_foreign_schools_unknown_trusts_and_missing_accounts,
+    concurrent_batch_grants_of_one_invitation_make_each_grant_once,
+    activation_binds_pending_grants_and_checks_the_email,
+    revocation_counts_only_what_it_changes,
+    access_and_administrator_queries_see_only_grants_in_force,
+    seeding_the_demo_twice_changes_nothing,
+);
+
+fn t0() -> DateTime<Utc> {
+    portal_runtime::clock::from_micros(1_750_000_000_000_000)
+}
+
+fn email(text: &str) -> Email {
+    Email::parse(text).expect("email")
+}
+
+async fn trust(ctx: &Ctx) -> String {
+    ctx.store
+        .create_trust(NewTrust {
+            id: new_id(),
+            name: "Trust".into(),
+            request_id: None,
+            now: t0(),
+        })
+        .await
+        .expect("trust")
+        .id
+}
+
+async fn school(ctx: &Ctx, trust_id: &str) -> String {
+    ctx.store
+        .create_school(NewSchool {
+            id: new_id(),
+            trust_id: trust_id.into(),
+            name: "School".into(),
+            urn: None,
+            request_id: None,
+            now: t0(),
+        })
+        .await
+        .expect("school")
+        .id
+}
+
+fn rec(mis: &str, given: &str, family: &str, mail: &str) -> StaffRecord {
+    StaffRecord {
+        mis_id: mis.into(),
+        given_name: given.into(),
+        family_name: family.into(),
+        email: email(mail),
+        job_title: String::new(),
+    }
+}
+
+fn sum(received: u32, added: u32, updated: u32, marked_left: u32, unchanged: u32) -> SyncSummary {
+    SyncSummary {
+        received,
+        added,
+        updated,
+        marked_left,
+        unchanged,
+    }
+}
+
+async fn all_staff(ctx: &Ctx, trust_id: &str) -> Vec<portal_identity::domain::StaffMember> {
+    ctx.store
+        .list_staff(trust_id, &StaffFilter::default(), None, 1_000_000)
+        .await
+        .expect("list")
+}
+
+async fn a_trust_round_trips_and_a_repeated_request_id_returns_the_first_trust(ctx: &Ctx) {
+    let request_id = Some(new_id());
+    let first = ctx
+        .store
+        .create_trust(NewTrust {
+            id: new_id(),
+            name: "First".into(),
+            request_id: request_id.clone(),
+            now: t0(),
+        })
+        .await
+        .expect("create");
+    let second = ctx
+        .store
+        .create_trust(NewTrust {
+            id: new_id(),
+            name: "Second".into(),
+            request_id,
+            now: t0() + Duration::hours(1),
+        })
+        .await
+        .expect("retry");
+    assert_eq!(first, second);
+    assert_eq!(
+        ctx.store.get_trust(&first.id).await.expect("get"),
+        Some(first)
+    );
+    assert_eq!(ctx.store.get_trust(&new_id()).await.expect("get"), None);
+}
+
+async fn schools_need_their_trust_and_a_unique_urn(ctx: &Ctx) {
+    let trust_id = trust(ctx).await;
+    let new = |urn: Option<&str>, trust_id: &str, request_id: Option<String>| NewSchool {
+        id: new_id(),
+        trust_id: trust_id.into(),
+        name: "School".into(),
+        urn: urn.map(str::to_string),
+        request_id,
+        now: t0(),
+    };
+    let request_id = Some(new_id());
+    let first = ctx
+        .store
+        .create_school(new(Some("100"), &trust_id, request_id.clone()))
+        .await
+        .expect("create");
+    let retried = ctx
+        .store
+        .create_school(new(Some("100"), &trust_id, request_id))
+        .await
+        .expect("retry");
+    assert_eq!(first, retried);
+    assert!(matches!(
+        ctx.store.create_school(new(Some("100"), &trust_id, None)).await,
+        Err(IdentityError::SchoolUrnExists(urn)) if urn == "100"
+    ));
+    assert!(matches!(
+        ctx.store.create_school(new(None, &new_id(), None)).await,
+        Err(IdentityError::TrustNotFound(_))
+    ));
+    // Schools without a URN never conflict.
+    ctx.store
+        .create_school(new(None, &trust_id, None))
+        .await
+        .expect("no urn");
+    ctx.store
+        .create_school(new(None, &trust_id, None))
+        .await
+        .expect("no urn again");
+    assert_eq!(
+        ctx.store.get_school(&first.id).await.expect("get"),
+        Some(first)
+    );
+}
+
+async fn schools_are_listed_by_id_after_a_cursor(ctx: &Ctx) {
+    let trust_id = trust(ctx).await;
+    let other = trust(ctx).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(school(ctx, &trust_id).await);
+    }
+    school(ctx, &other).await;
+    ids.sort();
+    let first = ctx
+        .store
+        .list_schools(&trust_id, None, 3)
+        .await
+        .expect("list");
+    assert_eq!(
+        first.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+        ids[..3]
+    );
+    let rest = ctx
+        .store
+        .list_schools(&trust_id, Some(&ids[2]), 10)
+        .await
+        .expect("list");
+    assert_eq!(
+        rest.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+        ids[3..]
+    );
+}
+
+async fn a_sync_adds_updates_marks_left_and_reactivates(ctx: &Ctx) {
+    let trust_id = trust(ctx).await;
+    let s = &ctx.store;
+    let got = s
+        .sync_staff(
+            &trust_id,
+            vec![
+                rec("1", "Ann", "Lee", "ann@s.org"),
+                rec("2", "Bob", "Ray", "bob@s.org"),
+                rec("3", "Cy", "Fox", "cy@s.org"),
+            ],
+            t0(),
+        )
+        .await
+        .expect("sync");
+    assert_eq!(got, sum(3, 3, 0, 0, 0));
+    let got = s
+        .sync_staff(
+            &trust_id,
+            vec![
+                rec("1", "Ann", "Lee", "ann.lee@s.org"),
+                rec("2", "Bob", "Ray", "bob@s.org"),
+            ],
+            t0() + Duration::hours(1),
+        )
+        .await
+        .expect("sync");
+    assert_eq!(got, sum(2, 0, 1, 1, 1));
+    let staff = all_staff(ctx, &trust_id).await;
+    let cy = staff.iter().find(|m| m.mis_id == "3").expect("cy");
+    assert_eq!(cy.status, StaffStatus::Left);
+    assert_eq!(cy.update_time, t0() + Duration::hours(1));
+    let ann = staff.iter().find(|m| m.mis_id == "1").expect("ann");
+    assert_eq!(ann.email.as_str(), "ann.lee@s.org");
+    assert_eq!(ann.create_time, t0());
+    let got = s
+        .sync_staff(
+            &trust_id,
+            vec![
+                rec("1", "Ann", "Lee", "ann.lee@s.org"),
+                rec("2", "Bob", "Ray", "bob@s.org"),
+                rec("3", "Cy", "Fox", "cy@s.org"),
+            ],
+            t0() + Duration::hours(2),
+        )
+        .await
+        .expect("sync");
+    assert_eq!(got, sum(3, 0, 1, 0, 2));
+    let staff = all_staff(ctx, &trust_id).await;
+    assert!(staff.iter().all(|m| m.status == StaffStatus::Active));
+    // An empty snapshot marks everyone LEFT.
+    let got = s
+        .sync_staff(&trust_id, vec![], t0() + Duration::hours(3))
+        .await
+        .expect("sync");
+    assert_eq!(got, sum(0, 0, 0, 3, 0));
+}
+
+async fn a_repeated_sync_changes_nothing_not_even_update_time(ctx: &Ctx) {
+    let trust_id = trust(ctx).await;
+    let snapshot: Vec<_> = (0..100)
+        .map(|i| {
+            rec(
+                &format!("M{i}"),
+                "G",
+                &format!("F{i}"),
+                &format!("p{i}@s.org"),
+            )
+        })
+        .collect();
+    ctx.store
+        .sync_staff(&trust_id, snapshot.clone(), t0())
+        .await
+        .expect("sync");
+    let before = all_staff(ctx, &trust_id).await;
+    let got = ctx
+        .store
+        .sync_staff(&trust_id, snapshot, t0() + Duration::days(1))
+        .await
+        .expect("sync");
+    assert_eq!(got, sum(100, 0, 0, 0, 100));
+    assert_eq!(all_staff(ctx, &trust_id).await, before);
+}
+
+async fn a_sync_of_an_unknown_trust_writes_nothing(ctx: &Ctx) {
+    let missing = new_id();
+    let result = ctx
+        .store
+        .sync_staff(&missing, vec![rec("1", "A", "B", "a@s.org")], t0())
+        .await;
+    assert!(matches!(result, Err(IdentityError::TrustNotFound(id)) if id == missing));
+    assert!(all_staff(ctx, &missing).await.is_empty());
+}
+
+async fn a_large_snapshot_crosses_every_batch_size(ctx: &Ctx) {
+    let trust_id = trust(ctx).await;
+    let n = 60_000;
+    let snapshot: Vec<_> = (0..n)
+        .map(|i| {
+            rec(
+                &format!("M{i}"),
+                "G",
+                &format!("F{i}"),
+                &format!("p{i}@s.org"),
+            )
+        })
+        .collect();
+    let got = ctx
+        .store
+        .sync_staff(&trust_id, snapshot.clone(), t0())
+        .await
+        .expect("sync");
+    assert_eq!(got, sum(n, n, 0, 0, 0));
+    // 22,000 records changed and 38,000 dropped: inserts, updates and LEFT marks all cross
+    // the statement sizes of both databases.
+    let changed: Vec<_> = snapshot[..22_000]
+        .iter()
+        .map(|r| StaffRecord {
+            job_title: "New".into(),
+            ..r.clone()
+        })
+        .collect();
+    let kept = changed.len() as u32;
+    let got = ctx
+        .store
+        .sync_staff(&trust_id, changed, t0() + Duration::hours(1))
+        .await
+        .expect("sync");
+    assert_eq!(got, sum(kept, 0, kept, n - kept, 0));
+    let staff = all_staff(ctx, &trust_id).await;
+    assert_eq!(staff.len(), n as usize);
+    assert_eq!(
+        staff.iter().filter(|m| m.job_title == "New").count(),
+        kept as usize
+    );
+    assert_eq!(
+        staff
+            .iter()
+            .filter(|m| m.status == StaffStatus::Left)
+            .count(),
+        (n - kept) as usize
+    );
+}
+
+async fn syncs_of_two_trusts_leave_each_other_alone(ctx: &Ctx) {
+    let a = trust(ctx).await;
+    let b = trust(ctx).await;
+    // The same MIS id and email may exist in two trusts.
+    ctx.store
+        .sync_staff(&a, vec![rec("1", "Ann", "Lee", "ann@s.org")], t0())
+        .await
+        .expect("sync a");
+    ctx.store
+        .sync_staff(&b, vec![rec("1", "Ann", "Lee", "ann@s.org")], t0())
+        .await
+        .expect("sync b");
+    ctx.store
+        .sync_staff(&b, vec![], t0())
+        .await
+        .expect("empty b");
+    assert_eq!(all_staff(ctx, &a).await[0].status, StaffStatus::Active);
+    assert_eq!(all_staff(ctx, &b).await[0].status, StaffStatus::Left);
+    let member = &all_staff(ctx, &a).await[0];
+    assert_eq!(
+        ctx.store.get_staff(&a, &member.id).await.expect("get"),
+        Some(member.clone())
+    );
+    assert_eq!(
+        ctx.store.get_staff(&b, &member.id).await.expect("get"),
+        None
+    );
+}
+
+async fn staff_listing_filters_and_pages_by_name_then_id(ctx: &Ctx) {
+    let trust_id = trust(ctx).await;
+    ctx.store
+        .sync_staff(
+            &trust_id,
+            vec![
+                rec("1", "Sam", "Smith", "s1@s.org"),
+                rec("2", "Sam", "Smith", "s2@s.org"),
+                rec("3", "Ada", "Smith", "ada@s.org"),
+                rec("4", "Zed", "Brown", "zed@s.org"),
+                rec("5", "Kim", "Al_Smith", "kim@s.org"),
+            ],
+            t0(),
+        )
+        .await
+        .expect("sync");
+    let filter = |name: Option<&str>, mail: Option<&str>| StaffFilter {
+        status: None,
+        name_contains: name.map(str::to_string),
+        email: mail.map(email),
+    };
+    let all = ctx
+        .store
+        .list_staff(&trust_id, &filter(None, None), None, 100)
+        .await
+        .expect("list");
+    let order: Vec<&str> = all.iter().map(|m| m.family_name.as_str()).collect();
+    assert_eq!(order, vec!["Al_Smith", "Brown", "Smith", "Smith", "Smith"]);
+    assert_eq!(all[2].given_name, "Ada");
+    // Keyset pages through equal names by id.
+    let mut seen = Vec::new();
+    let mut cursor: Option<StaffCursor> = None;
+    loop {
+        let page = ctx
+            .store
+            .list_staff(&trust_id, &filter(None, None), cursor.as_ref(), 2)
+            .await
+            .expect("page");
+        if page.is_empty() {
+            break;
+        }
+        cursor = page.last().map(StaffCursor::of);
+        seen.extend(page.into_iter().map(|m| m.id));
+    }
+    assert_eq!(seen, all.iter().map(|m| m.id.clone()).collect::<Vec<_>>());
+    let smiths = ctx
+        .store
+        .list_staff(&trust_id, &filter(Some("smith"), None), None, 100)
+        .await
+        .expect("list");
+    assert_eq!(smiths.len(), 4);
+    let underscore = ctx
+        .store
+        .list_staff(&trust_id, &filter(Some("l_s"), None), None, 100)
+        .await
+        .expect("list");
+    assert_eq!(underscore.len(), 1, "`_` is literal");
+    let across = ctx
+        .store
+        .list_staff(&trust_id, &filter(Some("samsmith"), None), None, 100)
+        .await
+        .expect("list");
+    assert!(
+        across.is_empty(),
+        "a filter never spans given and family names"
+    );
+    let by_email = ctx
+        .store
+        .list_staff(&trust_id, &filter(None, Some("ada@s.org")), None, 100)
+        .await
+        .expect("list");
+    assert_eq!(by_email.len(), 1);
+    let left = ctx
+        .store
+        .list_staff(
+            &trust_id,
+            &StaffFilter {
+                status: Some(StaffStatus::Left),
+                ..StaffFilter::default()
+            },
+            None,
+            100,
+        )
+        .await
+        .expect("list");
+    assert!(left.is_empty());
+}
+
+async fn seeded_staff_keep_their_ids_and_are_inserted_once(ctx: &Ctx) {
+    let trust_id = trust(ctx).await;
+    let id = new_id();
+    let members = vec![(id.clone(), rec("S1", "Sue", "Day", "sue@s.org"))];
+    assert_eq!(
+        ctx.store
+            .insert_staff_if_missing(&trust_id, members.clone(), t0())
+            .await
+            .expect("insert"),
+        1
+    );
+    assert_eq!(
+        ctx.store
+            .insert_staff_if_missing(&trust_id, members, t0())
+            .await
+            .expect("insert again"),
+        0
+    );
+    let staff = all_staff(ctx, &trust_id).await;
+    assert_eq!(staff.len(), 1);
+    assert_eq!(staff[0].id, id);
+    // A later sync matches the seeded row on its MIS id.
+    let got = ctx
+        .store
+        .sync_staff(&trust_id, vec![rec("S1", "Sue", "Day", "sue@s.org")], t0())
+        .await
+        .expect("sync");
+    assert_eq!(got, sum(1, 0, 0, 0, 1));
+}
+
+fn new_account(mail: &str) -> NewAccount {
+    NewAccount {
+        id: new_id(),
+        email: email(mail),
+        given_name: "A".into(),
+        family_name: "B".into(),
+        password_hash: "$argon2id$stub".into(),
+        invitation_id: None,
+        now: t0(),
+    }
+}
+
+async fn an_email_has_one_account(ctx: &Ctx) {
+    let account = ctx
+        .store
+        .create_account(new_account("one@s.org"))
+        .await
+        .expect("create");
+    assert!(matches!(
+        ctx.store.create_account(new_account("ONE@s.org")).await,
+        Err(IdentityError::AccountExists)
+    ));
+    assert_eq!(
+        ctx.store
+            .account_by_email(&email("one@s.org"))
+            .await
+            .expect("by email"),
+        Some(account.clone())
+    );
+    assert_eq!(
+        ctx.store.get_account(&account.id).await.expect("by id"),
+        Some(account.clone())
+    );
+    let (found, hash) = ctx
+        .store
+        .credentials(&email("one@s.org"))
+        .await
+        .expect("credentials")
+        .expect("found");
+    assert_eq!(found, account);
+    assert_eq!(hash, "$argon2id$stub");
+    assert!(
+        ctx.store
+            .credentials(&email("two@s.org"))
+            .await
+            .expect("credentials")
+            .is_none()
+    );
+}
+
+fn spec(kind: OrgKind, org: &str, product: &str, role: &str) -> GrantSpec {
+    GrantSpec {
+        kind,
+        organization_id: org.into(),
+        product_key: product.into(),
+        role_key: role.into(),
+    }
+}
+
+fn batch(
+    invitation: &str,
+    trust_id: &str,
+    mail: &str,
+    specs: Vec<GrantSpec>,
+    activate: bool,
+) -> GrantBatch {
+    GrantBatch {
+        invitation_id: invitation.into(),
+        trust_id: trust_id.into(),
+        email: email(mail),
+        staff_id: Some(new_id()),
+        specs,
+        activate,
+        now: t0(),
+    }
+}
+
+async fn batch_grants_are_created_then_granted_then_held(ctx: &Ctx) {
+    let trust_id = trust(ctx).await;
+    let school_id = school(ctx, &trust_id).await;
+    let specs = vec![
+        spec(OrgKind::Trust, &trust_id, "portal", "full-edit"),
+        spec(OrgKind::School, &school_id, "websites-cms", "writer"),
+    ];
+    let first_invitation = new_id();
+    let first = ctx
+        .store
+        .batch_grant(batch(
+            &first_invitation,
+            &trust_id,
+            "p@s.org",
+            specs.clone(),
+            false,
+        ))
+        .await
+        .expect("grant");
+    assert!(first.iter().all(|(g, o)| *o == GrantOutcome::Created
+        && g.status == GrantStatus::Pending
+        && g.account_id.is_none()));
+    let again = ctx
+        .store
+        .batch_grant(batch(
+            &first_invitation,
+            &trust_id,
+            "p@s.org",
+            specs.clone(),
+            false,
+        ))
+        .await
+        .expect("grant again");
+    assert!(
+        again
+            .iter()
+            .all(|(_, o)| *o == GrantOutcome::AlreadyGranted)
+    );
+    assert_eq!(
+        again.iter().map(|(g, _)| g.id.clone()).collect::<Vec<_>>(),
+        first.iter().map(|(g, _)| g.id.clone()).collect::<Vec<_>>()
+    );
+    let mut more = specs.clone();
+    more.push(spec(OrgKind::School, &school_id, "comms-hub", "writer"));
+    let second = ctx
+        .store
+        .batch_grant(batch(&new_id(), &trust_id, "p@s.org", more, false))
+        .await
+        .expect("second invitation");
+    let outcomes: Vec<GrantOutcome> = second.iter().map(|(_, o)| *o).collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            GrantOutcome::AlreadyHeld,
+            GrantOutcome::AlreadyHeld,
+            GrantOutcome::Created
+        ]
+    );
+    assert_eq!(second[0].0.id, first[0].0.id);
+    assert_eq!(
+        ctx.store
+            .grants_of_invitation(&first_invitation)
+            .await
+            .expect("grants")
+            .len(),
+        2
+    );
+}
+
+async fn batch_grants_refuse_foreign_schools_unknown_trusts_and_missing_accounts(ctx: &Ctx) {
+    let trust_id = trust(ctx).await;
+    let other = trust(ctx).await;
+    let foreign = school(ctx, &other).await;
+    let own = school(ctx, &trust_id).await;
+    let result = ctx
+        .store
+        .batch_grant(batch(
+            &new_id(),
+            &trust_id,
+            "p@s.org",
+            vec![
+                spec(OrgKind::School, &own, "websites-cms", "writer"),
+                spec(OrgKind::School, &foreign, "websites-cms", "writer"),
+            ],
+            false,
+        ))
+        .await;
+    assert!(matches!(result, Err(IdentityError::ForeignOrganizations(rows)) if rows == vec![1]));
+    let missing = new_id();
+    let result = ctx
+        .store
+        .batch_grant(batch(
+            &new_id(),
+            &missing,
+            "p@s.org",
+            vec![spec(OrgKind::Trust, &missing, "portal", "full-edit")],
+            false,
+        ))
+        .await;
+    assert!(matches!(result, Err(IdentityError::TrustNotFound(_))));
+    let invitation = new_id();
+    let result = ctx
+        .store
+        .batch_grant(batch(
+            &invitation,
+            &trust_id,
+            "nobody@s.org",
+            vec![spec(OrgKind::Trust, &trust_id, "portal", "full-edit")],
+            true,
+        ))
+        .await;
+    assert!(matches!(result, Err(IdentityError::NoAccountForEmail)));
+    assert!(
+        ctx.store
+            .grants_of_invitation(&invitation)
+            .await
+            .expect("grants")
+            .is_empty()
+    );
+}
+
+async fn concurrent_batch_grants_of_one_invitation_make_each_grant_once(ctx: &Ctx) {
+    let trust_id = trust(ctx).await;
+    let mut schools = Vec::new();
+    for _ in 0..4 {
+        schools.push(school(ctx, &trust_id).await);
+    }
+    let specs: Vec<GrantSpec> = schools
+        .iter()
+        .map(|s| spec(OrgKind::School, s, "websites-cms", "writer"))
+        .collect();
+    let invitation = new_id();
+    let calls = (0..8).map(|_| {
+        let store = ctx.store.clone();
+        let request = batch(&invitation, &trust_id, "p@s.org", specs.clone(), false);
+        tokio::spawn(async move { store.batch_grant(request).await })
+    });
+    let results = futures::future::join_all(calls).await;
+    let mut created = 0;
+    for result in results {
+        let result = result.expect("join").expect("grant");
+        created += result
+            .iter()
+            .filter(|(_, o)| *o == GrantOutcome::Created)
+            .count();
+    }
+    assert_eq!(created, 4);
+    assert_eq!(
+        ctx.store
+            .grants_of_invitation(&invitation)
+            .await
+            .expect("grants")
+            .len(),
+        4
+    );
+}
+
+async fn activation_binds_pending_grants_and_checks_the_email(ctx: &Ctx) {
+    let trust_id = trust(ctx).await;
+    let invitation = new_id();
+    ctx.store
+        .batch_grant(batch(
+            &invitation,
+            &trust_id,
+            "new@s.org",
+            vec![spec(OrgKind::Trust, &trust_id, "portal", "full-edit")],
+            false,
+        ))
+        .await
+        .expect("grant");
+    let stranger = ctx
+        .store
+        .create_account(new_account("stranger@s.org"))
+        .await
+        .expect("account");
+    assert!(matches!(
+        ctx.store
+            .activate_grants(&invitation, &stranger.id, t0())
+            .await,
+        Err(IdentityError::AccountEmailMismatch)
+    ));
+    assert!(matches!(
+        ctx.store
+            .activate_grants(&invitation, &new_id(), t0())
+            .await,
+        Err(IdentityError::AccountNotFound(_))
+    ));
+    let account = ctx
+        .store
+        .create_account(new_account("new@s.org"))
+        .await
+        .expect("account");
+    let later = t0() + Duration::minutes(10);
+    let grants = ctx
+        .store
+        .activate_grants(&invitation, &account.id, later)
+        .await
+        .expect("activate");
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0].status, GrantStatus::Active);
+    assert_eq!(grants[0].account_id.as_deref(), Some(account.id.as_str()));
+    assert_eq!(grants[0].update_time, later);
+    assert_eq!(grants[0].create_time, t0());
+    let again = ctx
+        .store
+        .activate_grants(&invitation, &account.id, later + Duration::minutes(1))
+        .await
+        .expect("again");
+    assert_eq!(again, grants);
+}
+
+async fn revocation_counts_only_what_it_changes(ctx: &Ctx) {
+    let trust_id = trust(ctx).await;
+    let account = ctx
+        .store
+        .create_account(new_account("active@s.org"))
+        .await
+        .expect("account");
+    let active = new_id();
+    let pending = new_id();
+    ctx.store
+        .batch_grant(batch(
+            &active,
+            &trust_id,
+            account.email.as_str(),
+            vec![spec(OrgKind::Trust, &trust_id, "portal", "full-edit")],
+            true,
+        ))
+        .await
+        .expect("grant");
+    ctx.store
+        .batch_grant(batch(
+            &pending,
+            &trust_id,
+            "pending@s.org",
+            vec![spec(OrgKind::Trust, &trust_id, "portal", "full-edit")],
+            false,
+        ))
+        .await
+        .expect("grant");
+    assert_eq!(
+        ctx.store
+            .revoke_grants(&active, true, t0())
+            .await
+            .expect("revoke"),
+        0
+    );
+    assert_eq!(
+        ctx.store
+            .revoke_grants(&pending, true, t0())
+            .await
+            .expect("revoke"),
+        1
+    );
+    assert_eq!(
+        ctx.store
+            .revoke_grants(&pending, false, t0())
+            .await
+            .expect("revoke"),
+        0
+    );
+    assert_eq!(
+        ctx.store
+            .revoke_grants(&active, false, t0())
+            .await
+            .expect("revoke"),
+        1
+    );
+    let grants = ctx
+        .store
+        .grants_of_invitation(&active)
+        .await
+        .expect("grants");
+    assert_eq!(grants[0].status, GrantStatus::Revoked);
+    // The same invitation does not make revoked access again.
+    let again = ctx
+        .store
+        .batch_grant(batch(
+            &active,
+            &trust_id,
+            account.email.as_str(),
+            vec![spec(OrgKind::Trust, &trust_id, "portal", "full-edit")],
+            true,
+        ))
+        .await
+        .expect("grant again");
+    assert_eq!(again[0].1, GrantOutcome::AlreadyGranted);
+    assert_eq!(again[0].0.status, GrantStatus::Revoked);
+}
+
+async fn access_and_administrator_queries_see_only_grants_in_force(ctx: &Ctx) {
+    let trust_id = trust(ctx).await;
+    let other = trust(ctx).await;
+    let school_id = school(ctx, &trust_id).await;
+    let account = ctx
+        .store
+        .create_account(new_account("person@s.org"))
+        .await
+        .expect("account");
+    assert!(
+        !ctx.store
+            .has_access_in_trust(&account.id, &trust_id)
+            .await
+            .expect("access")
+    );
+    // Pending for the email (made before the account existed elsewhere in time).
+    ctx.store
+        .batch_grant(batch(
+            &new_id(),
+            &trust_id,
+            "person@s.org",
+            vec![spec(OrgKind::School, &school_id, "websites-cms", "writer")],
+            false,
+        ))
+        .await
+        .expect("pending");
+    assert!(
+        ctx.store
+            .has_access_in_trust(&account.id, &trust_id)
+            .await
+            .expect("access")
+    );
+    let admin_invitation = new_id();
+    ctx.store
+        .batch_grant(batch(
+            &admin_invitation,
+            &other,
+            "person@s.org",
+            vec![spec(OrgKind::Trust, &other, "portal", "account-admin")],
+            true,
+        ))
+        .await
+        .expect("active");
+    let grants = ctx.store.access_grants(&account).await.expect("access");
+    assert_eq!(grants.len(), 2);
+    assert_eq!(
+        ctx.store.admin_grants(&account.id).await.expect("admin"),
+        vec![AdminGrant {
+            trust_id: other.clone(),
+            kind: OrgKind::Trust,
+            role_key: "account-admin".into()
+        }]
+    );
+    ctx.store
+        .revoke_grants(&admin_invitation, false, t0())
+        .await
+        .expect("revoke");
+    assert!(
+        ctx.store
+            .admin_grants(&account.id)
+            .await
+            .expect("admin")
+            .is_empty()
+    );
+    assert_eq!(
+        ctx.store
+            .access_grants(&account)
+            .await
+            .expect("access")
+            .len(),
+        1
+    );
+    assert!(
+        !ctx.store
+            .has_access_in_trust(&account.id, &other)
+            .await
+            .expect("access")
+    );
+}
+
+async fn seeding_the_demo_twice_changes_nothing(ctx: &Ctx) {
+    use portal_runtime::demo::{ADMIN_EMAIL, OTHER_TRUST_ID, SCHOOLS, STAFF, TRUST_ID};
+    portal_identity::seed_demo(&ctx.database)
+        .await
+        .expect("seed");
+    let admin = ctx
+        .store
+        .account_by_email(&email(ADMIN_EMAIL))
+        .await
+        .expect("admin")
+        .expect("seeded");
+    let staff_before = all_staff(ctx, TRUST_ID).await;
+    let access_before = ctx.store.access_grants(&admin).await.expect("access");
+    portal_identity::seed_demo(&ctx.database)
+        .await
+        .expect("seed again");
+    assert_eq!(all_staff(ctx, TRUST_ID).await, staff_before);
+    assert_eq!(
+        ctx.store.access_grants(&admin).await.expect("access"),
+        access_before
+    );
+    assert_eq!(staff_before.len(), STAFF.len());
+    assert!(staff_before.iter().any(|m| m.id == STAFF[0].0));
+    assert_eq!(
+        ctx.store
+            .list_schools(TRUST_ID, None, 100)
+            .await
+            .expect("schools")
+            .len(),
+        SCHOOLS.len()
+    );
+    assert!(!all_staff(ctx, OTHER_TRUST_ID).await.is_empty());
+}
