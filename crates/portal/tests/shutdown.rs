@@ -17,7 +17,10 @@ fn start_identity(dir: &std::path::Path, keys: &TestKeys) -> (std::process::Chil
     let mut child = Command::new(PORTAL)
         .arg("identity")
         .env("PORTAL_LISTEN_ADDR", "127.0.0.1:0")
-        .env("PORTAL_DATABASE_URL", format!("sqlite:{}", dir.join("identity.db").display()))
+        .env(
+            "PORTAL_DATABASE_URL",
+            format!("sqlite:{}", dir.join("identity.db").display()),
+        )
         .env("PORTAL_TOKEN_PUBLIC_KEYS", &keys.public_key_path)
         .env("PORTAL_TOKEN_PRIVATE_KEY", &keys.private_key_path)
         .env("PORTAL_LOG_FORMAT", "json")
@@ -34,7 +37,12 @@ fn start_identity(dir: &std::path::Path, keys: &TestKeys) -> (std::process::Chil
                 && let Ok(log) = serde_json::from_str::<serde_json::Value>(&line)
                 && log["fields"]["message"] == "gRPC server listening"
             {
-                let _ = tx.send(log["fields"]["addr"].as_str().unwrap_or_default().to_string());
+                let _ = tx.send(
+                    log["fields"]["addr"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
                 sent = true;
             }
         }
@@ -74,9 +82,19 @@ async fn sigterm_under_load_lets_every_in_flight_call_complete() {
         .unwrap();
     let status = Command::new(PORTAL)
         .args(["admin", "bootstrap", "--trust", &trust.id])
-        .args(["--email", "drain@example.org", "--given-name", "Dee", "--family-name", "Rain"])
+        .args([
+            "--email",
+            "drain@example.org",
+            "--given-name",
+            "Dee",
+            "--family-name",
+            "Rain",
+        ])
         .args(["--password", "drain-test-password"])
-        .env("PORTAL_DATABASE_URL", format!("sqlite:{}", dir.path().join("identity.db").display()))
+        .env(
+            "PORTAL_DATABASE_URL",
+            format!("sqlite:{}", dir.path().join("identity.db").display()),
+        )
         .env("PORTAL_LOG", "warn")
         .status()
         .unwrap();
@@ -115,6 +133,9 @@ async fn sigterm_under_load_lets_every_in_flight_call_complete() {
         completed += 1;
     }
     assert_eq!(completed, 60);
-    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(exit.success(), "portal exited with {exit}");
 }

@@ -21,12 +21,26 @@ pub struct TelemetryArgs {
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "PORTAL_LOG", default_value = "info", global = true)]
     pub log: String,
+
+    /// OTLP/gRPC collector for traces (for example `http://otel-collector:4317`); tracing is
+    /// off when unset. The other standard `OTEL_*` variables apply too.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Keeps the trace exporter alive; flushes it when dropped.
 #[derive(Debug, Default)]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+}
+
+impl TelemetryGuard {
+    /// Exports every finished span now (blocking).
+    pub fn flush(&self) {
+        if let Some(provider) = &self.provider {
+            let _ = provider.force_flush();
+        }
+    }
 }
 
 impl Drop for TelemetryGuard {
@@ -57,12 +71,14 @@ pub fn init(
             .with_writer(std::io::stderr)
             .boxed(),
     };
-    let otlp_configured = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
-        || std::env::var_os("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some();
-    let (otel_layer, provider) = if otlp_configured {
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .build()?;
+    let traces_endpoint = std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").ok();
+    let (otel_layer, provider) = if args.otlp_endpoint.is_some() || traces_endpoint.is_some() {
+        use opentelemetry_otlp::WithExportConfig;
+        let mut exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+        if let Some(endpoint) = traces_endpoint.or_else(|| args.otlp_endpoint.clone()) {
+            exporter = exporter.with_endpoint(endpoint);
+        }
+        let exporter = exporter.build()?;
         let service_name =
             std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service.to_string());
         let provider = SdkTracerProvider::builder()

@@ -32,9 +32,11 @@ impl<DB: Database> SqlStore<DB> {
 }
 
 macro_rules! sql_store {
-    ($db:ty) => {
+    ($db:ty, $system:literal) => {
         #[async_trait]
         impl Store for SqlStore<$db> {
+            // A client span per storage call, so traces show the database work.
+            #[tracing::instrument(name = "identity.db.create_trust", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn create_trust(&self, new: NewTrust) -> Result<Trust> {
                 if let Some(request_id) = &new.request_id
                     && let Some(existing) = self.trust_by_request(request_id).await?
@@ -67,6 +69,7 @@ macro_rules! sql_store {
                 }
             }
 
+            #[tracing::instrument(name = "identity.db.get_trust", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn get_trust(&self, id: &str) -> Result<Option<Trust>> {
                 let row: Option<TrustRow> = sqlx::query_as(&format!(
                     "SELECT {TRUST_COLUMNS} FROM trusts WHERE id = $1"
@@ -77,6 +80,7 @@ macro_rules! sql_store {
                 Ok(row.map(Trust::from))
             }
 
+            #[tracing::instrument(name = "identity.db.create_school", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn create_school(&self, new: NewSchool) -> Result<School> {
                 if let Some(request_id) = &new.request_id
                     && let Some(existing) = self.school_by_request(request_id).await?
@@ -121,6 +125,7 @@ macro_rules! sql_store {
                 }
             }
 
+            #[tracing::instrument(name = "identity.db.get_school", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn get_school(&self, id: &str) -> Result<Option<School>> {
                 let row: Option<SchoolRow> = sqlx::query_as(&format!(
                     "SELECT {SCHOOL_COLUMNS} FROM schools WHERE id = $1"
@@ -131,6 +136,7 @@ macro_rules! sql_store {
                 Ok(row.map(School::from))
             }
 
+            #[tracing::instrument(name = "identity.db.list_schools", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn list_schools(
                 &self,
                 trust_id: &str,
@@ -149,6 +155,7 @@ macro_rules! sql_store {
                 Ok(rows.into_iter().map(School::from).collect())
             }
 
+            #[tracing::instrument(name = "identity.db.sync_staff", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn sync_staff(
                 &self,
                 trust_id: &str,
@@ -196,6 +203,7 @@ macro_rules! sql_store {
                 Ok(plan.summary)
             }
 
+            #[tracing::instrument(name = "identity.db.insert_staff_if_missing", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn insert_staff_if_missing(
                 &self,
                 trust_id: &str,
@@ -229,6 +237,7 @@ macro_rules! sql_store {
                 Ok(done.rows_affected())
             }
 
+            #[tracing::instrument(name = "identity.db.get_staff", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn get_staff(
                 &self,
                 trust_id: &str,
@@ -244,6 +253,7 @@ macro_rules! sql_store {
                 row.map(StaffMember::try_from).transpose()
             }
 
+            #[tracing::instrument(name = "identity.db.list_staff", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn list_staff(
                 &self,
                 trust_id: &str,
@@ -285,6 +295,7 @@ macro_rules! sql_store {
                 rows.into_iter().map(StaffMember::try_from).collect()
             }
 
+            #[tracing::instrument(name = "identity.db.create_account", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn create_account(&self, new: NewAccount) -> Result<Account> {
                 let inserted = sqlx::query(
                     "INSERT INTO accounts (id, email, given_name, family_name, password_hash, \
@@ -312,6 +323,7 @@ macro_rules! sql_store {
                 }
             }
 
+            #[tracing::instrument(name = "identity.db.get_account", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn get_account(&self, id: &str) -> Result<Option<Account>> {
                 let row: Option<AccountRow> = sqlx::query_as(&format!(
                     "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
@@ -322,6 +334,7 @@ macro_rules! sql_store {
                 row.map(Account::try_from).transpose()
             }
 
+            #[tracing::instrument(name = "identity.db.account_by_email", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn account_by_email(&self, email: &Email) -> Result<Option<Account>> {
                 let row: Option<AccountRow> = sqlx::query_as(&format!(
                     "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = $1"
@@ -332,6 +345,7 @@ macro_rules! sql_store {
                 row.map(Account::try_from).transpose()
             }
 
+            #[tracing::instrument(name = "identity.db.credentials", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn credentials(&self, email: &Email) -> Result<Option<(Account, String)>> {
                 let row: Option<CredentialsRow> = sqlx::query_as(&format!(
                     "SELECT {ACCOUNT_COLUMNS}, password_hash FROM accounts WHERE email = $1"
@@ -350,6 +364,7 @@ macro_rules! sql_store {
                 Ok(Some((account, row.password_hash)))
             }
 
+            #[tracing::instrument(name = "identity.db.batch_grant", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn batch_grant(&self, batch: GrantBatch) -> Result<Vec<(Grant, GrantOutcome)>> {
                 let now = to_micros(batch.now);
                 let mut tx = Self::begin_write(&self.pool).await?;
@@ -455,6 +470,7 @@ macro_rules! sql_store {
                     .collect()
             }
 
+            #[tracing::instrument(name = "identity.db.activate_grants", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn activate_grants(
                 &self,
                 invitation_id: &str,
@@ -493,6 +509,7 @@ macro_rules! sql_store {
                 Ok(grants)
             }
 
+            #[tracing::instrument(name = "identity.db.revoke_grants", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn revoke_grants(
                 &self,
                 invitation_id: &str,
@@ -514,6 +531,7 @@ macro_rules! sql_store {
                 Ok(done.rows_affected())
             }
 
+            #[tracing::instrument(name = "identity.db.grants_of_invitation", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn grants_of_invitation(&self, invitation_id: &str) -> Result<Vec<Grant>> {
                 let rows: Vec<GrantDbRow> = sqlx::query_as(&format!(
                     "SELECT {GRANT_COLUMNS} FROM grants WHERE invitation_id = $1 ORDER BY id"
@@ -524,6 +542,7 @@ macro_rules! sql_store {
                 grants_from(rows)
             }
 
+            #[tracing::instrument(name = "identity.db.access_grants", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn access_grants(&self, account: &Account) -> Result<Vec<Grant>> {
                 let rows: Vec<GrantDbRow> = sqlx::query_as(&format!(
                     "SELECT {GRANT_COLUMNS} FROM grants \
@@ -539,6 +558,7 @@ macro_rules! sql_store {
                 grants_from(rows)
             }
 
+            #[tracing::instrument(name = "identity.db.admin_grants", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn admin_grants(&self, account_id: &str) -> Result<Vec<AdminGrant>> {
                 let rows: Vec<(String, String, String)> = sqlx::query_as(
                     "SELECT trust_id, organization_kind, role_key FROM grants \
@@ -560,6 +580,7 @@ macro_rules! sql_store {
                     .collect()
             }
 
+            #[tracing::instrument(name = "identity.db.has_access_in_trust", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn has_access_in_trust(&self, account_id: &str, trust_id: &str) -> Result<bool> {
                 let hit: Option<i32> = sqlx::query_scalar(
                     "SELECT 1 FROM grants \
@@ -578,6 +599,7 @@ macro_rules! sql_store {
         }
 
         impl SqlStore<$db> {
+            #[tracing::instrument(name = "identity.db.trust_by_request", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn trust_by_request(&self, request_id: &str) -> Result<Option<Trust>> {
                 let row: Option<TrustRow> = sqlx::query_as(&format!(
                     "SELECT {TRUST_COLUMNS} FROM trusts WHERE request_id = $1"
@@ -588,6 +610,7 @@ macro_rules! sql_store {
                 Ok(row.map(Trust::from))
             }
 
+            #[tracing::instrument(name = "identity.db.school_by_request", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn school_by_request(&self, request_id: &str) -> Result<Option<School>> {
                 let row: Option<SchoolRow> = sqlx::query_as(&format!(
                     "SELECT {SCHOOL_COLUMNS} FROM schools WHERE request_id = $1"
@@ -598,6 +621,7 @@ macro_rules! sql_store {
                 Ok(row.map(School::from))
             }
 
+            #[tracing::instrument(name = "identity.db.invitation_grants", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn invitation_grants(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 invitation_id: &str,
@@ -611,6 +635,7 @@ macro_rules! sql_store {
                 grants_from(rows)
             }
 
+            #[tracing::instrument(name = "identity.db.held_grants", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn held_grants(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 email: &Email,
@@ -627,5 +652,5 @@ macro_rules! sql_store {
     };
 }
 
-sql_store!(sqlx::Sqlite);
-sql_store!(sqlx::Postgres);
+sql_store!(sqlx::Sqlite, "sqlite");
+sql_store!(sqlx::Postgres, "postgresql");
