@@ -245,7 +245,14 @@ pub async fn serve_with_metrics(
             tokio::time::sleep(delay).await;
         }
     };
-    let incoming = TcpListenerStream::new(bound.listener);
+    // Nagle's algorithm would hold a reply's last segment for the peer's delayed ACK (~40 ms
+    // per call); gRPC writes headers, message and trailers separately, so turn it off.
+    let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(bound.listener), |conn| {
+        if let Ok(stream) = &conn {
+            let _ = stream.set_nodelay(true);
+        }
+        conn
+    });
     let serving = server.serve_with_incoming_shutdown(incoming, drain_signal);
     let drain_limit = args.drain_timeout + delay;
     let result = tokio::select! {

@@ -1,1 +1,276 @@
+//! The invitation service (`portal.invitation.v1`): an administrator invites a staff member to
+//! the trust's products (rules R1–R12). It asks identity and subscription whether the
+//! invitation may be made, stores it with its outbox steps in one transaction, grants through
+//! identity, emails the invitee, and handles the sign-up link's lifecycle (resend, revoke,
+//! inspect, accept, expiry).
 
+pub mod deps;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod mail;
+pub mod outbox;
+pub mod service;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::migrate::Migrator;
+use tokio::sync::Notify;
+
+use portal_proto::invitation::v1::invitation_service_server::InvitationServiceServer;
+use portal_runtime::Principal;
+use portal_runtime::auth::TokenVerifier;
+use portal_runtime::client::ClientSettings;
+use portal_runtime::clock::SharedClock;
+use portal_runtime::config::{DatabaseArgs, ServerArgs, TokenArgs, parse_duration, read_secret};
+use portal_runtime::db::{DbPool, Migrations};
+use portal_runtime::server::{Bound, ServiceSpec, Shutdown, serve};
+
+use crate::deps::Deps;
+use crate::mail::{Mailer, Sink};
+use crate::outbox::Outbox;
+use crate::service::Invitations;
+
+static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// The invitation service's embedded migrations.
+pub static MIGRATIONS: Migrations = Migrations {
+    sqlite: &SQLITE,
+    postgres: &POSTGRES,
+};
+
+/// Full name of the gRPC service.
+pub const SERVICE_NAME: &str = "portal.invitation.v1.InvitationService";
+
+/// Methods callable without a bearer token: the link token is the credential.
+pub const PUBLIC_METHODS: [&str; 2] = [
+    "/portal.invitation.v1.InvitationService/InspectInvitationLink",
+    "/portal.invitation.v1.InvitationService/AcceptInvitation",
+];
+
+/// Flags and PORTAL_* env vars of the invitation service.
+#[derive(Clone, clap::Args)]
+pub struct Config {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub tokens: TokenArgs,
+
+    /// URL of the identity service (`http://host:port`).
+    #[arg(long, env = "PORTAL_IDENTITY_URL")]
+    pub identity_url: String,
+
+    /// URL of the subscription service (`http://host:port`).
+    #[arg(long, env = "PORTAL_SUBSCRIPTION_URL")]
+    pub subscription_url: String,
+
+    /// This service's own bearer token (an `invitation` service token): a file path, or the
+    /// token itself.
+    #[arg(long, env = "PORTAL_SERVICE_TOKEN")]
+    pub service_token: String,
+
+    /// Address of the page that accepts invitations; the link is `<base>?token=<token>`.
+    #[arg(
+        long,
+        env = "PORTAL_LINK_BASE_URL",
+        default_value = "http://localhost:8080/invitations/accept"
+    )]
+    pub link_base_url: String,
+
+    /// How long a sign-up link works (rule R7).
+    #[arg(long, env = "PORTAL_INVITATION_TTL", default_value = "14d", value_parser = parse_duration)]
+    pub invitation_ttl: Duration,
+
+    /// SMTP relay for invitation emails (`smtp://host:port`); takes precedence over
+    /// --mail-dir.
+    #[arg(long, env = "PORTAL_SMTP_URL")]
+    pub smtp_url: Option<String>,
+
+    /// Sender of invitation emails.
+    #[arg(
+        long,
+        env = "PORTAL_MAIL_FROM",
+        default_value = "Portal <no-reply@portal.example.org>"
+    )]
+    pub mail_from: String,
+
+    /// Without an SMTP relay: write each email as an .eml file in this directory. Without
+    /// either, emails are only logged (without address or link).
+    #[arg(long, env = "PORTAL_MAIL_DIR")]
+    pub mail_dir: Option<PathBuf>,
+
+    /// How often the outbox worker and the expiry sweeper run.
+    #[arg(long, env = "PORTAL_WORKER_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub worker_interval: Duration,
+
+    /// Deadline of each call to identity and subscription.
+    #[arg(long, env = "PORTAL_CALL_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub call_timeout: Duration,
+}
+
+// The service token stays out of logs.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("server", &self.server)
+            .field("database", &"…")
+            .field("tokens", &self.tokens)
+            .field("identity_url", &self.identity_url)
+            .field("subscription_url", &self.subscription_url)
+            .field("service_token", &"<redacted>")
+            .field("link_base_url", &self.link_base_url)
+            .field("invitation_ttl", &self.invitation_ttl)
+            .field("smtp_url", &self.smtp_url.as_ref().map(|_| "<set>"))
+            .field("mail_from", &self.mail_from)
+            .field("mail_dir", &self.mail_dir)
+            .field("worker_interval", &self.worker_interval)
+            .field("call_timeout", &self.call_timeout)
+            .finish()
+    }
+}
+
+impl Config {
+    /// A configuration with every optional setting at its default.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        server: ServerArgs,
+        database: DatabaseArgs,
+        tokens: TokenArgs,
+        identity_url: String,
+        subscription_url: String,
+        service_token: String,
+    ) -> Self {
+        Self {
+            server,
+            database,
+            tokens,
+            identity_url,
+            subscription_url,
+            service_token,
+            link_base_url: "http://localhost:8080/invitations/accept".into(),
+            invitation_ttl: Duration::from_secs(14 * 86_400),
+            smtp_url: None,
+            mail_from: "Portal <no-reply@portal.example.org>".into(),
+            mail_dir: None,
+            worker_interval: Duration::from_secs(1),
+            call_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// A built invitation service: bound listener, services and pool.
+pub struct Application {
+    bound: Bound,
+    grpc: grpc::Grpc,
+    outbox: Outbox,
+    pool: DbPool,
+    verifier: Arc<TokenVerifier>,
+    server: ServerArgs,
+    worker_interval: Duration,
+}
+
+impl Application {
+    /// Binds the listener (port 0 allowed) and builds the services; does not wait for the
+    /// database or the other services.
+    pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<Self> {
+        let verifier = Arc::new(config.tokens.verifier()?);
+        let token = read_secret(&config.service_token).context("reading the service token")?;
+        match verifier.verify(&token) {
+            Ok(Principal::Service { name }) if name == "invitation" => {}
+            Ok(_) => anyhow::bail!("the service token must be an `invitation` service token"),
+            Err(error) => anyhow::bail!("the service token is not valid: {error}"),
+        }
+        let settings = |url: &str| ClientSettings {
+            connect_timeout: config.call_timeout.min(Duration::from_secs(2)),
+            call_timeout: config.call_timeout,
+            ..ClientSettings::new(url)
+        };
+        let deps = Deps::new(
+            &settings(&config.identity_url),
+            &settings(&config.subscription_url),
+            &token,
+        )?;
+        let sink = match (&config.smtp_url, &config.mail_dir) {
+            (Some(url), _) => Sink::Smtp(mail::smtp_transport(url)?),
+            (None, Some(dir)) => Sink::Dir(dir.clone()),
+            (None, None) => Sink::Log,
+        };
+        let mailer = Mailer::new(&config.mail_from, sink)?;
+        let pool = DbPool::connect_lazy(&config.database.settings())?;
+        let store = store::open(&pool);
+        let outbox = Outbox {
+            store: store.clone(),
+            deps: deps.clone(),
+            clock: clock.clone(),
+            mailer,
+            link_base_url: config.link_base_url.clone(),
+            wake: Arc::new(Notify::new()),
+        };
+        let invitations = Invitations {
+            store,
+            deps,
+            clock: clock.clone(),
+            outbox: outbox.clone(),
+            invitation_ttl: chrono::Duration::from_std(config.invitation_ttl)
+                .context("invitation TTL out of range")?,
+        };
+        let bound = Bound::bind(config.server.listen).await?;
+        Ok(Self {
+            bound,
+            grpc: grpc::Grpc { invitations, clock },
+            outbox,
+            pool,
+            verifier,
+            server: config.server,
+            worker_interval: config.worker_interval,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.bound.local_addr()
+    }
+
+    /// Serves until `shutdown` fires, with the outbox worker and expiry sweeper running
+    /// alongside (migrations run in `serve`; health is SERVING after them).
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let worker = tokio::spawn(
+            self.outbox
+                .clone()
+                .work(self.worker_interval, shutdown.clone()),
+        );
+        let spec = ServiceSpec {
+            name: "invitation",
+            routes: tonic::service::Routes::new(InvitationServiceServer::new(self.grpc)),
+            grpc_services: vec![SERVICE_NAME],
+            public_methods: PUBLIC_METHODS.to_vec(),
+            descriptor_sets: vec![portal_proto::FILE_DESCRIPTOR_SET],
+            database: Some((self.pool.clone(), &MIGRATIONS)),
+        };
+        let result = serve(self.bound, spec, &self.server, self.verifier, shutdown).await;
+        worker.abort();
+        self.pool.close().await;
+        result
+    }
+}
+
+/// Applies the migrations and exits (`portal migrate`).
+pub async fn migrate(database: &DatabaseArgs) -> anyhow::Result<()> {
+    let pool = DbPool::connect_lazy(&database.settings())?;
+    pool.migrate(&MIGRATIONS).await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// Prepares the demo database for `portal up`. Invitations are made through the service, so
+/// there is nothing to seed beyond the schema; idempotent.
+pub async fn seed_demo(database: &DatabaseArgs) -> anyhow::Result<()> {
+    migrate(database).await
+}

@@ -1,1 +1,147 @@
+//! The subscription service (`portal.subscription.v1`): the product catalogue, subscriptions
+//! of trusts and schools to products, and the eligibility query of rule R5.
 
+pub mod access;
+pub mod catalog;
+pub mod demo;
+pub mod domain;
+pub mod eligibility;
+pub mod error;
+pub mod grpc;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use portal_proto::identity::v1::grant_service_client::GrantServiceClient;
+use portal_proto::subscription::v1::catalog_service_server::CatalogServiceServer;
+use portal_proto::subscription::v1::eligibility_service_server::EligibilityServiceServer;
+use portal_proto::subscription::v1::subscription_service_server::SubscriptionServiceServer;
+use portal_runtime::SharedClock;
+use portal_runtime::TokenVerifier;
+use portal_runtime::client::{ClientSettings, authed_channel};
+use portal_runtime::config::{DatabaseArgs, ServerArgs, TokenArgs, read_secret};
+use portal_runtime::db::{DbPool, Migrations};
+use portal_runtime::server::{Bound, ServiceSpec, Shutdown, serve};
+use sqlx::migrate::Migrator;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+
+static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// The embedded migrations (schema and catalogue) of this service.
+pub static MIGRATIONS: Migrations = Migrations {
+    sqlite: &SQLITE,
+    postgres: &POSTGRES,
+};
+
+/// Flags and PORTAL_* env vars of this service (clap).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub tokens: TokenArgs,
+    /// URL of the identity service, asked whether a signed-in user administers a trust.
+    /// Without it (and `--service-token`) only service tokens may read subscriptions.
+    #[arg(long, env = "PORTAL_IDENTITY_URL")]
+    pub identity_url: Option<String>,
+    /// This service's own token for calling identity: a file path, or the token itself.
+    #[arg(long, env = "PORTAL_SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Option<String>,
+}
+
+/// The subscription service, bound and ready to serve.
+pub struct Application {
+    bound: Bound,
+    server: ServerArgs,
+    verifier: Arc<TokenVerifier>,
+    pool: DbPool,
+    state: Arc<grpc::State>,
+}
+
+impl Application {
+    /// Binds the listener (port 0 allowed) and builds the services; does not wait for the database.
+    pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<Self> {
+        let verifier = Arc::new(config.tokens.verifier()?);
+        let pool = DbPool::connect_lazy(&config.database.settings())?;
+        let identity = match (&config.identity_url, &config.service_token) {
+            (Some(url), Some(token)) => {
+                let token = read_secret(token).context("reading the service token")?;
+                let channel = authed_channel(&ClientSettings::new(url.clone()), &token)?;
+                Some(GrantServiceClient::new(channel))
+            }
+            (None, None) => None,
+            _ => anyhow::bail!(
+                "--identity-url and --service-token go together: set both to admit administrators, \
+                 or neither to admit service tokens only"
+            ),
+        };
+        let store = store::for_pool(&pool);
+        let access = access::Access::new(identity, clock.clone());
+        let state = Arc::new(grpc::State::new(store, access, clock));
+        let bound = Bound::bind(config.server.listen).await?;
+        Ok(Self {
+            bound,
+            server: config.server,
+            verifier,
+            pool,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.bound.local_addr()
+    }
+
+    /// Serves until `shutdown` fires (migrations run first; health SERVING after).
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let catalog = CatalogServiceServer::new(grpc::catalog::Catalog::new(self.state.clone()));
+        let subscriptions = SubscriptionServiceServer::new(
+            grpc::subscriptions::Subscriptions::new(self.state.clone()),
+        );
+        let eligibility =
+            EligibilityServiceServer::new(grpc::eligibility::Eligibility::new(self.state.clone()));
+        let spec = ServiceSpec {
+            name: "subscription",
+            routes: Routes::new(catalog)
+                .add_service(subscriptions)
+                .add_service(eligibility),
+            grpc_services: vec![
+                <CatalogServiceServer<grpc::catalog::Catalog> as NamedService>::NAME,
+                <SubscriptionServiceServer<grpc::subscriptions::Subscriptions> as NamedService>::NAME,
+                <EligibilityServiceServer<grpc::eligibility::Eligibility> as NamedService>::NAME,
+            ],
+            public_methods: vec![],
+            descriptor_sets: vec![portal_proto::FILE_DESCRIPTOR_SET],
+            database: Some((self.pool.clone(), &MIGRATIONS)),
+        };
+        let result = serve(self.bound, spec, &self.server, self.verifier, shutdown).await;
+        self.pool.close().await;
+        result
+    }
+}
+
+/// Applies migrations and exits (`portal migrate`).
+pub async fn migrate(database: &DatabaseArgs) -> anyhow::Result<()> {
+    let pool = DbPool::connect_lazy(&database.settings())?;
+    let result = pool.migrate(&MIGRATIONS).await;
+    pool.close().await;
+    result.context("migrating the subscription database")
+}
+
+/// Seeds the demo data for `portal up`; idempotent (a second call changes nothing).
+pub async fn seed_demo(database: &DatabaseArgs) -> anyhow::Result<()> {
+    let pool = DbPool::connect_lazy(&database.settings())?;
+    let result = async {
+        pool.migrate(&MIGRATIONS).await?;
+        demo::seed(store::for_pool(&pool).as_ref()).await
+    }
+    .await;
+    pool.close().await;
+    result.context("seeding the subscription demo data")
+}

@@ -1,0 +1,404 @@
+//! Steps after the commit — grant, revoke, email — carried out from the outbox: each row is
+//! claimed by one worker at a time (a lease), retried with exponential backoff, and done once.
+//! Also the expiry sweeper (R7).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use portal_proto::identity::v1 as id;
+use portal_runtime::clock::SharedClock;
+use portal_runtime::server::Shutdown;
+
+use crate::deps::Deps;
+use crate::domain::{
+    Delivery, GrantState, GrantedAccess, Invitation, OrgKind, Status, hash_link_token,
+    new_link_token,
+};
+use crate::error::{InvitationError, Result};
+use crate::mail::{Letter, LetterContent, Mailer};
+use crate::store::{InvitationStore, NewStep, Step, StepKind};
+
+/// Payload of the revoke step queued when an invitation expires or is withdrawn.
+pub const REVOKE_PENDING_PAYLOAD: &str = r#"{"pending_only":true}"#;
+
+/// How long a claimed step is reserved to its worker: longer than any step takes (calls to
+/// identity time out after a few seconds, SMTP after 15 s).
+pub const LEASE: Duration = Duration::from_secs(60);
+/// After this many failed attempts a step is given up (and logged).
+const MAX_ATTEMPTS: i32 = 25;
+/// Steps claimed per round.
+const BATCH: i64 = 32;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RevokePayload {
+    pub pending_only: bool,
+}
+
+/// What the email step needs beyond the invitation row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmailPayload {
+    pub trust_name: String,
+    pub inviter_name: String,
+    pub product_names: Vec<String>,
+}
+
+/// Wall-clock microseconds: scheduling of retries and leases is operational timing, kept on
+/// the real clock even when the business clock is a test's manual one.
+pub fn wall_now() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Delay before attempt `attempts + 1`: 500 ms doubling, at most 5 minutes.
+pub fn backoff(attempts: i32) -> Duration {
+    let exp = attempts.clamp(1, 20) as u32 - 1;
+    Duration::from_millis(500u64.saturating_mul(1u64 << exp.min(10))).min(Duration::from_secs(300))
+}
+
+/// Runs outbox steps.
+#[derive(Clone)]
+pub struct Outbox {
+    pub store: Arc<dyn InvitationStore>,
+    pub deps: Deps,
+    pub clock: SharedClock,
+    pub mailer: Mailer,
+    pub link_base_url: String,
+    pub wake: Arc<Notify>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Done {
+    Done,
+    Skipped,
+}
+
+impl Outbox {
+    pub fn new_step(&self, invitation_id: &str, kind: StepKind, payload: String) -> NewStep {
+        NewStep {
+            id: portal_runtime::types::new_id(),
+            invitation_id: invitation_id.to_string(),
+            kind,
+            payload,
+            claimed_until: 0,
+        }
+    }
+
+    /// A step inserted already leased to the caller, who runs it right after the commit.
+    pub fn leased_step(&self, invitation_id: &str, kind: StepKind, payload: String) -> NewStep {
+        NewStep {
+            claimed_until: wall_now() + micros(LEASE),
+            ..self.new_step(invitation_id, kind, payload)
+        }
+    }
+
+    /// Claims and runs one step now (inline after a commit). Ok(true) when it completed.
+    pub async fn run_now(&self, step_id: &str) -> Result<bool> {
+        let now = wall_now();
+        match self
+            .store
+            .claim_step(step_id, now, now + micros(LEASE))
+            .await?
+        {
+            Some(step) => self.run(step).await,
+            None => Ok(false),
+        }
+    }
+
+    /// Runs the grant step leased to the caller by [`Outbox::leased_step`] for the invitation
+    /// just stored (its first attempt). Returns the grants as identity made them.
+    pub async fn run_leased_grant(
+        &self,
+        step: &NewStep,
+        invitation: &Invitation,
+    ) -> Result<Vec<GrantedAccess>> {
+        match self.grant(invitation).await {
+            Ok((_, granted)) => {
+                // Recording it is off the reply's path: if it is lost, the lease runs out and
+                // the worker repeats an idempotent BatchGrant.
+                let store = self.store.clone();
+                let id = step.id.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = store.finish_step(&id, "DONE", wall_now()).await {
+                        tracing::warn!(step = %id, error = %error, "recording a done step failed");
+                    }
+                });
+                Ok(granted)
+            }
+            Err(error) => {
+                tracing::warn!(
+                    step = %step.id, error = %error,
+                    "granting after the commit failed; the outbox will retry"
+                );
+                let next = wall_now() + micros(backoff(1));
+                self.store
+                    .retry_step(&step.id, next, &error.to_string())
+                    .await?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs a claimed step and records its result. Ok(true) when it completed; a failure is
+    /// scheduled for retry and returned.
+    async fn run(&self, step: Step) -> Result<bool> {
+        match self.execute(&step).await {
+            Ok(done) => {
+                let outcome = match done {
+                    Done::Done => "DONE",
+                    Done::Skipped => "SKIPPED",
+                };
+                self.store
+                    .finish_step(&step.id, outcome, wall_now())
+                    .await?;
+                Ok(true)
+            }
+            Err(error) => {
+                let text = error.to_string();
+                if step.attempts >= MAX_ATTEMPTS {
+                    tracing::error!(
+                        step = %step.id, kind = step.kind.as_str(), attempts = step.attempts,
+                        error = %text, "outbox step failed for good"
+                    );
+                    self.store
+                        .finish_step(&step.id, "FAILED", wall_now())
+                        .await?;
+                } else {
+                    tracing::warn!(
+                        step = %step.id, kind = step.kind.as_str(), attempts = step.attempts,
+                        error = %text, "outbox step failed; will retry"
+                    );
+                    let next = wall_now() + micros(backoff(step.attempts));
+                    self.store.retry_step(&step.id, next, &text).await?;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn execute(&self, step: &Step) -> Result<Done> {
+        let invitation = self
+            .store
+            .get(&step.invitation_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("outbox step of an unknown invitation"))?;
+        match step.kind {
+            StepKind::Grant => Ok(self.grant(&invitation).await?.0),
+            StepKind::Revoke => {
+                let payload: RevokePayload = serde_json::from_str(&step.payload)
+                    .map_err(|e| anyhow::anyhow!("revoke payload: {e}"))?;
+                self.deps
+                    .revoke_grants(&invitation.id, payload.pending_only)
+                    .await?;
+                Ok(Done::Done)
+            }
+            StepKind::Email => {
+                let payload: EmailPayload = serde_json::from_str(&step.payload)
+                    .map_err(|e| anyhow::anyhow!("email payload: {e}"))?;
+                self.email(&invitation, payload, &step.id).await
+            }
+        }
+    }
+
+    /// BatchGrant of the invitation's grants (idempotent per invitation id in identity).
+    async fn grant(&self, invitation: &Invitation) -> Result<(Done, Vec<GrantedAccess>)> {
+        if matches!(invitation.status, Status::Revoked | Status::Expired) {
+            return Ok((Done::Skipped, invitation.granted.clone()));
+        }
+        let activate = invitation.delivery == Delivery::NewProductNotice;
+        let request = id::BatchGrantRequest {
+            invitation_id: invitation.id.clone(),
+            trust_id: invitation.trust_id.clone(),
+            email: invitation.staff_email.as_str().to_string(),
+            staff_id: invitation.staff_id.clone(),
+            grants: invitation
+                .granted
+                .iter()
+                .map(|g| id::GrantSpec {
+                    organization_kind: match g.org_kind {
+                        OrgKind::Trust => id::OrganizationKind::Trust,
+                        OrgKind::School => id::OrganizationKind::School,
+                    } as i32,
+                    organization_id: g.org_id.clone(),
+                    product_key: g.product_key.clone(),
+                    role_key: g.role_key.clone(),
+                })
+                .collect(),
+            activate,
+        };
+        let reply = self.deps.batch_grant(request).await?;
+        let granted = apply_results(&invitation.granted, &reply.results, activate);
+        if granted != invitation.granted {
+            self.store.update_granted(&invitation.id, &granted).await?;
+        }
+        Ok((Done::Done, granted))
+    }
+
+    async fn email(
+        &self,
+        invitation: &Invitation,
+        payload: EmailPayload,
+        step_id: &str,
+    ) -> Result<Done> {
+        let content = match invitation.delivery {
+            Delivery::NewProductNotice => LetterContent::NewProductNotice,
+            Delivery::SignUpLink => {
+                let now = self.clock.now();
+                let Some(expire_time) = invitation.expire_time else {
+                    return Ok(Done::Skipped);
+                };
+                if invitation.status_at(now) != Status::Pending {
+                    return Ok(Done::Skipped);
+                }
+                // The token exists only here and in the email: the database keeps its hash.
+                let token = new_link_token();
+                if !self
+                    .store
+                    .install_link(&invitation.id, &hash_link_token(&token), now)
+                    .await?
+                {
+                    return Ok(Done::Skipped);
+                }
+                LetterContent::SignUp {
+                    link: format!("{}?token={token}", self.link_base_url),
+                    expire_time,
+                }
+            }
+        };
+        let letter = Letter {
+            given_name: invitation.staff_given_name.clone(),
+            trust_name: payload.trust_name,
+            inviter_name: payload.inviter_name,
+            product_names: payload.product_names,
+            content,
+        };
+        self.mailer
+            .send(invitation.staff_email.as_str(), &letter, step_id)
+            .await
+            .map_err(|e| InvitationError::Unavailable(format!("sending the email: {e:#}")))?;
+        Ok(Done::Done)
+    }
+
+    /// One round: expire what is due, then run due steps until none is left.
+    pub async fn tick(&self) -> Result<usize> {
+        self.sweep().await?;
+        self.drain().await
+    }
+
+    /// R7: marks PENDING invitations past their expiry EXPIRED, queueing their revokes.
+    pub async fn sweep(&self) -> Result<usize> {
+        let now = self.clock.now();
+        let mut total = 0;
+        loop {
+            let expired = self
+                .store
+                .expire_due(now, 100, REVOKE_PENDING_PAYLOAD, wall_now())
+                .await?;
+            total += expired.len();
+            if expired.len() < 100 {
+                break;
+            }
+        }
+        if total > 0 {
+            tracing::info!(count = total, "invitations expired");
+        }
+        Ok(total)
+    }
+
+    /// Runs due steps until none is left.
+    pub async fn drain(&self) -> Result<usize> {
+        let mut ran = 0;
+        loop {
+            let now = wall_now();
+            let steps = self
+                .store
+                .claim_due(now, now + micros(LEASE), BATCH)
+                .await?;
+            let claimed = steps.len();
+            ran += claimed;
+            futures::future::join_all(steps.into_iter().map(|step| async move {
+                let _ = self.run(step).await;
+            }))
+            .await;
+            if (claimed as i64) < BATCH {
+                break;
+            }
+        }
+        Ok(ran)
+    }
+
+    /// The background worker: a round every `interval`, or at once when woken.
+    pub async fn work(self, interval: Duration, shutdown: Shutdown) {
+        let mut started = false;
+        // The sweeper runs once per interval; a wake-up (new steps) only drains the outbox.
+        let mut last_sweep: Option<std::time::Instant> = None;
+        loop {
+            let round = if last_sweep.is_none_or(|at| at.elapsed() >= interval) {
+                last_sweep = Some(std::time::Instant::now());
+                self.tick().await
+            } else {
+                self.drain().await
+            };
+            match round {
+                Ok(_) => started = true,
+                // Until the first round succeeds the schema may still be migrating.
+                Err(error) if !started => {
+                    tracing::debug!(error = %error, "outbox not ready yet");
+                }
+                Err(error) => tracing::warn!(error = %error, "outbox round failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = self.wake.notified() => {}
+                _ = shutdown.wait() => return,
+            }
+        }
+    }
+}
+
+/// The grants' states after BatchGrant: what identity made, and what the person already held.
+pub fn apply_results(
+    granted: &[GrantedAccess],
+    results: &[id::GrantResult],
+    activate: bool,
+) -> Vec<GrantedAccess> {
+    granted
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let state = match results.get(i) {
+                Some(r) if r.outcome == id::GrantOutcome::AlreadyHeld as i32 => {
+                    GrantState::AlreadyHeld
+                }
+                Some(r)
+                    if r.grant.as_ref().map(|g| g.status)
+                        == Some(id::GrantStatus::Active as i32) =>
+                {
+                    GrantState::Active
+                }
+                Some(_) => GrantState::Pending,
+                None if activate => GrantState::Active,
+                None => GrantState::Pending,
+            };
+            GrantedAccess { state, ..g.clone() }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_a_ceiling() {
+        assert_eq!(backoff(1), Duration::from_millis(500));
+        assert_eq!(backoff(2), Duration::from_secs(1));
+        assert_eq!(backoff(4), Duration::from_secs(4));
+        assert_eq!(backoff(30), Duration::from_secs(300));
+    }
+}
