@@ -155,15 +155,18 @@ async fn one_create_invitation_is_one_trace_across_the_three_services() {
             "{rpc} is a descendant of the create span"
         );
     }
-    let database_spans: Vec<&&Span> = trace
-        .iter()
-        .filter(|s| s.name.starts_with("identity.db."))
-        .collect();
-    assert!(
-        !database_spans.is_empty(),
-        "identity's database calls are in the trace"
-    );
-    assert!(database_spans.iter().all(|s| descends_from_create(s)));
+    for service in ["identity", "subscription", "invitation"] {
+        let prefix = format!("{service}.db.");
+        let database_spans: Vec<&&Span> = trace
+            .iter()
+            .filter(|s| s.name.starts_with(&prefix))
+            .collect();
+        assert!(
+            !database_spans.is_empty(),
+            "{service}'s database calls are in the trace"
+        );
+        assert!(database_spans.iter().all(|s| descends_from_create(s)));
+    }
 
     // No email addresses or tokens in any exported attribute.
     for span in &spans {

@@ -118,7 +118,10 @@ async fn pgbench(base: &str, clients: usize, seconds: u64) -> Option<f64> {
         .output()
         .ok()?;
     if !init.status.success() {
-        println!("pgbench -i failed: {}", String::from_utf8_lossy(&init.stderr));
+        println!(
+            "pgbench -i failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
         return None;
     }
     let run = Command::new(&pgbench)
@@ -140,7 +143,10 @@ async fn pgbench(base: &str, clients: usize, seconds: u64) -> Option<f64> {
         .and_then(|l| l["tps = ".len()..].split_whitespace().next())
         .and_then(|v| v.parse().ok());
     if tps.is_none() {
-        println!("pgbench output not understood:\n{text}\n{}", String::from_utf8_lossy(&run.stderr));
+        println!(
+            "pgbench output not understood:\n{text}\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
     }
     tps
 }
@@ -182,7 +188,9 @@ async fn main() {
     let subscription_db = database(fresh_schema(&base).await);
     let invitation_db = database(fresh_schema(&base).await);
     portal_identity::seed_demo(&identity_db).await.unwrap();
-    portal_subscription::seed_demo(&subscription_db).await.unwrap();
+    portal_subscription::seed_demo(&subscription_db)
+        .await
+        .unwrap();
     portal_invitation::seed_demo(&invitation_db).await.unwrap();
 
     let identity = portal_identity::Application::build(
@@ -229,7 +237,9 @@ async fn main() {
     tokio::spawn(subscription.run(shutdown.clone()));
     tokio::spawn(invitation.run(shutdown.clone()));
     for addr in [identity_addr, subscription_addr, invitation_addr] {
-        wait_for_serving(addr, Duration::from_secs(30)).await.unwrap();
+        wait_for_serving(addr, Duration::from_secs(30))
+            .await
+            .unwrap();
     }
 
     // Ten schools: the demo's five and five more, subscribed to the three school products.
@@ -359,7 +369,15 @@ async fn main() {
     .access_token;
 
     if std::env::var_os("BENCH_PROBE").is_some() {
-        probe(identity_addr, subscription_addr, &keys, &staff_ids, &schools, &products).await;
+        probe(
+            identity_addr,
+            subscription_addr,
+            &keys,
+            &staff_ids,
+            &schools,
+            &products,
+        )
+        .await;
         probe_store(&base).await;
     }
     let staff_ids = Arc::new(staff_ids);
@@ -419,7 +437,10 @@ async fn main() {
                     break;
                 };
                 let started = Instant::now();
-                match c.create_invitation(request(staff_id.clone(), &schools)).await {
+                match c
+                    .create_invitation(request(staff_id.clone(), &schools))
+                    .await
+                {
                     Ok(_) => latencies.push(started.elapsed()),
                     Err(status) => {
                         errors += 1;
@@ -457,9 +478,7 @@ async fn main() {
 
     match pgbench(&base, concurrency, seconds).await {
         Some(tps) => {
-            println!(
-                "pgbench default script, -c {concurrency} -j 2 -T {seconds}: {tps:.0} tps"
-            );
+            println!("pgbench default script, -c {concurrency} -j 2 -T {seconds}: {tps:.0} tps");
             println!(
                 "ratio create/pgbench: {:.2} (target >= 0.50); p99 target < 25 ms",
                 rate / tps

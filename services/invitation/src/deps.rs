@@ -145,7 +145,9 @@ impl Deps {
             staff: StaffClient::new(identity_channel.clone()),
             directory: DirectoryClient::new(identity_channel),
             catalog: CatalogClient::new(subscription_channel.clone()),
-            eligibility: EligibilityClient::new(subscription_channel),
+            // A full-size answer (1,000 schools × 20 products) is about 5 MB.
+            eligibility: EligibilityClient::new(subscription_channel)
+                .max_decoding_message_size(16 * 1024 * 1024),
             identity_raw: portal_runtime::client::channel(identity)?,
             caches: Arc::default(),
         })

@@ -29,7 +29,8 @@ use portal_runtime::client::ClientSettings;
 use portal_runtime::clock::SharedClock;
 use portal_runtime::config::{DatabaseArgs, ServerArgs, TokenArgs, parse_duration, read_secret};
 use portal_runtime::db::{DbPool, Migrations};
-use portal_runtime::server::{Bound, ServiceSpec, Shutdown, serve};
+use portal_runtime::metrics::Metrics;
+use portal_runtime::server::{Bound, ServiceSpec, Shutdown, serve_with_metrics};
 
 use crate::deps::Deps;
 use crate::mail::{Mailer, Sink};
@@ -254,7 +255,30 @@ impl Application {
             descriptor_sets: vec![portal_proto::FILE_DESCRIPTOR_SET],
             database: Some((self.pool.clone(), &MIGRATIONS)),
         };
-        let result = serve(self.bound, spec, &self.server, self.verifier, shutdown).await;
+        let metrics = Metrics::new();
+        let backlog = metrics.gauge(
+            "invitation_outbox_backlog",
+            "Outbox steps (grants, revokes, emails) not yet done",
+        );
+        let store = self.outbox.store.clone();
+        let gauge_task = tokio::spawn(async move {
+            loop {
+                if let Ok(count) = store.outbox_backlog().await {
+                    backlog.set(count);
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+        let result = serve_with_metrics(
+            self.bound,
+            spec,
+            &self.server,
+            self.verifier,
+            shutdown,
+            metrics,
+        )
+        .await;
+        gauge_task.abort();
         worker.abort();
         self.pool.close().await;
         result

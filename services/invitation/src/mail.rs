@@ -24,6 +24,8 @@ pub enum LetterContent {
     /// A new user: the sign-up link and when it stops working.
     SignUp {
         link: String,
+        /// The link's token on its own, for a reader whose mail client breaks the link.
+        code: String,
         expire_time: DateTime<Utc>,
     },
     /// An existing user: new access at next sign-in.
@@ -78,13 +80,19 @@ impl Letter {
             .map(|p| format!("<li>{}</li>", escape(p)))
             .collect();
         match &self.content {
-            LetterContent::SignUp { link, expire_time } => {
+            LetterContent::SignUp {
+                link,
+                code,
+                expire_time,
+            } => {
                 let until = expire_time.format("%-d %B %Y at %H:%M UTC").to_string();
                 Rendered {
                     subject: format!("{inviter} invited you to {products} at {trust}"),
                     text: format!(
                         "{greeting}\n\n{inviter} of {trust} has invited you to use:\n{list_text}\n\
                          Accept the invitation and create your account here:\n{link}\n\n\
+                         If the link does not open, enter this invitation code instead:\n\
+                         Invitation code: {code}\n\n\
                          This link can be used once and works until {until}. If it expires, \
                          ask an administrator of {trust} to invite you again.\n"
                     ),
@@ -261,6 +269,7 @@ mod tests {
             product_names: vec!["Portal".into(), "Websites CMS".into()],
             content: LetterContent::SignUp {
                 link: "https://portal.example/accept?token=abc".into(),
+                code: "abc".into(),
                 expire_time: DateTime::from_timestamp(1_767_225_600, 0).unwrap(),
             },
         };

@@ -266,6 +266,7 @@ impl Outbox {
                 }
                 LetterContent::SignUp {
                     link: format!("{}?token={token}", self.link_base_url),
+                    code: token,
                     expire_time,
                 }
             }

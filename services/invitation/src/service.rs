@@ -334,12 +334,14 @@ impl Invitations {
             return Ok(invitation);
         }
 
-        let mut product_names: Vec<String> = invitation
+        // Each product once, in the order first granted (the trust product first).
+        let mut seen = std::collections::HashSet::new();
+        let product_names: Vec<String> = invitation
             .granted
             .iter()
+            .filter(|g| seen.insert(g.product_key.clone()))
             .map(|g| product_name(&g.product_key))
             .collect();
-        product_names.dedup();
         let email_payload = EmailPayload {
             trust_name,
             inviter_name,
@@ -366,19 +368,18 @@ impl Invitations {
             )
             .await?;
         let committed = started.elapsed();
-        let revoke_steps = match outcome {
-            CreateOutcome::Created { revoke_steps } => revoke_steps,
+        match outcome {
+            // Revoke steps queued by this create are settled below with the others.
+            CreateOutcome::Created { .. } => {}
             CreateOutcome::Replayed { invitation_id } => return self.replay(invitation_id).await,
             CreateOutcome::PendingExists { invitation_id } => {
                 return Err(InvitationError::PendingInvitationExists { invitation_id });
             }
-        };
-        // After the commit: grant inline so the reply shows what identity did. A failure
-        // leaves the step to the worker; the outcome still says what will be granted.
-        let mut ready = true;
-        for step in revoke_steps {
-            ready &= self.outbox.run_now(&step).await.unwrap_or(false);
         }
+        // After the commit: grant inline so the reply shows what identity did. A failure
+        // leaves the step to the worker; the outcome still says what will be granted. Earlier
+        // invitations of the person still being revoked go first.
+        let ready = self.settle_revokes(trust_id, &request.staff_id).await;
         if ready {
             if let Ok(granted) = self.outbox.run_leased_grant(&grant_step, &invitation).await {
                 invitation.granted = granted;
@@ -400,6 +401,32 @@ impl Invitations {
             "invitation created"
         );
         Ok(invitation)
+    }
+
+    /// Runs the open revoke steps of a staff member's invitations (those this create just
+    /// queued included), waiting a moment for any another worker holds. True when none is
+    /// left.
+    async fn settle_revokes(&self, trust_id: &str, staff_id: &str) -> bool {
+        for _ in 0..30 {
+            let Ok(open) = self.store.open_revokes_of_staff(trust_id, staff_id).await else {
+                return false;
+            };
+            if open.is_empty() {
+                return true;
+            }
+            let mut held = false;
+            for step in open {
+                match self.outbox.run_now(&step).await {
+                    Ok(true) => {}
+                    Ok(false) => held = true,
+                    Err(_) => return false,
+                }
+            }
+            if held {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+        false
     }
 
     async fn replay(&self, id: String) -> Result<Invitation> {

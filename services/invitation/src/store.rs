@@ -255,6 +255,17 @@ pub trait InvitationStore: Send + Sync + 'static {
 
     /// Ids of the open steps of one kind of an invitation.
     async fn open_steps(&self, invitation_id: &str, kind: StepKind) -> StoreResult<Vec<String>>;
+
+    /// Outbox steps not yet done (the backlog a metric reports).
+    async fn outbox_backlog(&self) -> StoreResult<i64>;
+
+    /// Ids of the open revoke steps of any invitation of a staff member: they must run before
+    /// that person is granted the same access again, or identity would see it as still held.
+    async fn open_revokes_of_staff(
+        &self,
+        trust_id: &str,
+        staff_id: &str,
+    ) -> StoreResult<Vec<String>>;
 }
 
 /// The SQL store for one database kind.
@@ -357,7 +368,7 @@ impl RawInvitation {
 }
 
 macro_rules! sql_store {
-    ($db:ty, begin = $begin:literal, lock = $lock:literal, relaxed_commit = $relaxed_commit:literal) => {
+    ($db:ty, system = $system:literal, begin = $begin:literal, lock = $lock:literal, relaxed_commit = $relaxed_commit:literal) => {
         impl SqlStore<$db> {
             fn invitation_from_row(
                 row: &<$db as sqlx::Database>::Row,
@@ -622,6 +633,7 @@ macro_rules! sql_store {
 
         #[async_trait]
         impl InvitationStore for SqlStore<$db> {
+            #[tracing::instrument(name = "invitation.db.find_create_request", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn find_create_request(
                 &self,
                 caller: &str,
@@ -637,6 +649,7 @@ macro_rules! sql_store {
                 .await
             }
 
+            #[tracing::instrument(name = "invitation.db.find_pending", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn find_pending(
                 &self,
                 trust_id: &str,
@@ -646,6 +659,7 @@ macro_rules! sql_store {
                 self.find_pending_in(trust_id, staff_id, product_key).await
             }
 
+            #[tracing::instrument(name = "invitation.db.create", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn create(
                 &self,
                 invitation: &Invitation,
@@ -684,11 +698,13 @@ macro_rules! sql_store {
                 }
             }
 
+            #[tracing::instrument(name = "invitation.db.get", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn get(&self, id: &str) -> StoreResult<Option<Invitation>> {
                 let mut conn = self.pool.acquire().await?;
                 Self::get_in(&mut conn, id).await
             }
 
+            #[tracing::instrument(name = "invitation.db.list", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn list(
                 &self,
                 filter: &ListFilter,
@@ -748,6 +764,7 @@ macro_rules! sql_store {
                     .collect()
             }
 
+            #[tracing::instrument(name = "invitation.db.resend", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn resend(
                 &self,
                 id: &str,
@@ -780,6 +797,7 @@ macro_rules! sql_store {
                 Ok(updated.map(Ok))
             }
 
+            #[tracing::instrument(name = "invitation.db.revoke", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn revoke(
                 &self,
                 id: &str,
@@ -810,6 +828,7 @@ macro_rules! sql_store {
                 Ok(updated.map(Ok))
             }
 
+            #[tracing::instrument(name = "invitation.db.expire_due", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn expire_due(
                 &self,
                 now: DateTime<Utc>,
@@ -845,6 +864,7 @@ macro_rules! sql_store {
                 Ok(ids)
             }
 
+            #[tracing::instrument(name = "invitation.db.find_link", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn find_link(&self, token_hash: &str) -> StoreResult<Option<Invitation>> {
                 let sql = format!(
                     "SELECT {} FROM invitation_links l JOIN invitations i \
@@ -863,6 +883,7 @@ macro_rules! sql_store {
                     .transpose()
             }
 
+            #[tracing::instrument(name = "invitation.db.install_link", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn install_link(
                 &self,
                 invitation_id: &str,
@@ -895,6 +916,7 @@ macro_rules! sql_store {
                 Ok(true)
             }
 
+            #[tracing::instrument(name = "invitation.db.mark_accepting", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn mark_accepting(&self, id: &str) -> StoreResult<()> {
                 sqlx::query("UPDATE invitations SET accepting = $1 WHERE id = $2")
                     .bind(true)
@@ -904,6 +926,7 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "invitation.db.complete_accept", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn complete_accept(
                 &self,
                 id: &str,
@@ -942,6 +965,7 @@ macro_rules! sql_store {
                 Ok(true)
             }
 
+            #[tracing::instrument(name = "invitation.db.find_accept_request", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn find_accept_request(
                 &self,
                 invitation_id: &str,
@@ -957,6 +981,7 @@ macro_rules! sql_store {
                 .await
             }
 
+            #[tracing::instrument(name = "invitation.db.update_granted", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn update_granted(&self, id: &str, granted: &[GrantedAccess]) -> StoreResult<()> {
                 sqlx::query("UPDATE invitations SET granted = $1 WHERE id = $2")
                     .bind(json(&granted))
@@ -966,6 +991,7 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "invitation.db.claim_due", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn claim_due(
                 &self,
                 wall_now: i64,
@@ -980,6 +1006,11 @@ macro_rules! sql_store {
                      AND NOT (o.kind = 'REVOKE' AND EXISTS (SELECT 1 FROM outbox g \
                      WHERE g.invitation_id = o.invitation_id AND g.kind = 'GRANT' \
                      AND g.done_at IS NULL)) \
+                     AND NOT (o.kind = 'GRANT' AND EXISTS (SELECT 1 FROM invitations gi \
+                     JOIN invitations ri ON ri.trust_id = gi.trust_id \
+                     AND ri.staff_id = gi.staff_id AND ri.id <> gi.id \
+                     JOIN outbox r ON r.invitation_id = ri.id AND r.kind = 'REVOKE' \
+                     AND r.done_at IS NULL WHERE gi.id = o.invitation_id)) \
                      ORDER BY o.next_attempt_at LIMIT $3 {}) \
                      RETURNING id, invitation_id, kind, payload, attempts",
                     $lock
@@ -994,6 +1025,7 @@ macro_rules! sql_store {
                 rows.iter().map(Self::step_from_row).collect()
             }
 
+            #[tracing::instrument(name = "invitation.db.claim_step", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn claim_step(
                 &self,
                 id: &str,
@@ -1003,6 +1035,9 @@ macro_rules! sql_store {
                 let row = sqlx::query(
                     "UPDATE outbox SET claimed_until = $1, attempts = attempts + 1 \
                      WHERE id = $2 AND done_at IS NULL AND claimed_until <= $3 \
+                     AND NOT (kind = 'REVOKE' AND EXISTS (SELECT 1 FROM outbox g \
+                     WHERE g.invitation_id = outbox.invitation_id AND g.kind = 'GRANT' \
+                     AND g.done_at IS NULL)) \
                      RETURNING id, invitation_id, kind, payload, attempts",
                 )
                 .bind(lease_until)
@@ -1013,6 +1048,7 @@ macro_rules! sql_store {
                 row.as_ref().map(Self::step_from_row).transpose()
             }
 
+            #[tracing::instrument(name = "invitation.db.finish_step", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn finish_step(&self, id: &str, outcome: &str, wall_now: i64) -> StoreResult<()> {
                 let mut tx = self.pool.begin_with($begin).await?;
                 if !$relaxed_commit.is_empty() {
@@ -1031,6 +1067,7 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "invitation.db.retry_step", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn retry_step(
                 &self,
                 id: &str,
@@ -1049,6 +1086,24 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "invitation.db.open_revokes_of_staff", skip_all, fields(otel.kind = "client", db.system = $system))]
+            async fn open_revokes_of_staff(
+                &self,
+                trust_id: &str,
+                staff_id: &str,
+            ) -> StoreResult<Vec<String>> {
+                sqlx::query_scalar(
+                    "SELECT o.id FROM outbox o JOIN invitations i ON i.id = o.invitation_id \
+                     WHERE i.trust_id = $1 AND i.staff_id = $2 AND o.kind = 'REVOKE' \
+                     AND o.done_at IS NULL",
+                )
+                .bind(trust_id)
+                .bind(staff_id)
+                .fetch_all(&self.pool)
+                .await
+            }
+
+            #[tracing::instrument(name = "invitation.db.open_steps", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn open_steps(
                 &self,
                 invitation_id: &str,
@@ -1063,12 +1118,20 @@ macro_rules! sql_store {
                 .fetch_all(&self.pool)
                 .await
             }
+
+            #[tracing::instrument(name = "invitation.db.outbox_backlog", skip_all, fields(otel.kind = "client", db.system = $system))]
+            async fn outbox_backlog(&self) -> StoreResult<i64> {
+                sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE done_at IS NULL")
+                    .fetch_one(&self.pool)
+                    .await
+            }
         }
     };
 }
 
 sql_store!(
     sqlx::Sqlite,
+    system = "sqlite",
     begin = "BEGIN IMMEDIATE",
     lock = "",
     relaxed_commit = ""
@@ -1078,6 +1141,7 @@ sql_store!(
 // is at worst sent twice, as after any crash between sending and recording it).
 sql_store!(
     sqlx::Postgres,
+    system = "postgresql",
     begin = "BEGIN",
     lock = "FOR UPDATE SKIP LOCKED",
     relaxed_commit = "SET LOCAL synchronous_commit TO OFF"

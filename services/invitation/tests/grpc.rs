@@ -59,11 +59,16 @@ async fn start(config: Config) -> (SocketAddr, Shutdown) {
     let addr = app.local_addr();
     let shutdown = Shutdown::new();
     tokio::spawn(app.run(shutdown.clone()));
-    wait_for_serving(addr, Duration::from_secs(30)).await.unwrap();
+    wait_for_serving(addr, Duration::from_secs(30))
+        .await
+        .unwrap();
     (addr, shutdown)
 }
 
-fn client(addr: SocketAddr, token: Option<&str>) -> InvitationServiceClient<InterceptedService<Channel, BearerToken>> {
+fn client(
+    addr: SocketAddr,
+    token: Option<&str>,
+) -> InvitationServiceClient<InterceptedService<Channel, BearerToken>> {
     let channel = Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect_lazy();
@@ -95,10 +100,10 @@ async fn the_server_reports_serving_once_migrated_and_lists_its_service_by_refle
             status,
             tonic_health::pb::health_check_response::ServingStatus::Serving as i32
         );
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
         use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
         use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
         use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-        use tonic_reflection::pb::v1::ServerReflectionRequest;
         let mut reflection = ServerReflectionClient::new(channel);
         let mut replies = reflection
             .server_reflection_info(futures::stream::iter([ServerReflectionRequest {

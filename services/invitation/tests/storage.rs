@@ -541,3 +541,44 @@ async fn an_accept_is_recorded_once_with_its_request_id() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_new_grant_waits_for_the_revokes_of_the_same_staff_members_earlier_invitations() {
+    for (db, store, _dir) in stores().await {
+        let now = Utc::now();
+        let staff = new_id();
+        let old = invitation(TRUST, &staff, "portal", now);
+        created(&*store, &old, &[]).await;
+        let revoke = step(&old.id, StepKind::Revoke, 0);
+        store.revoke(&old.id, now, &revoke, wall()).await.unwrap();
+        assert_eq!(
+            store.open_revokes_of_staff(TRUST, &staff).await.unwrap(),
+            vec![revoke.id.clone()],
+            "{db}"
+        );
+        let new = invitation(TRUST, &staff, "portal", now);
+        let grant = step(&new.id, StepKind::Grant, 0);
+        created(&*store, &new, std::slice::from_ref(&grant)).await;
+        let t = wall() + 10;
+        let claimed = store.claim_due(t, t + 60_000_000, 100).await.unwrap();
+        let mine: Vec<_> = claimed
+            .iter()
+            .filter(|s| s.invitation_id == old.id || s.invitation_id == new.id)
+            .map(|s| s.kind)
+            .collect();
+        assert_eq!(mine, vec![StepKind::Revoke], "{db}: the grant waits");
+        store.finish_step(&revoke.id, "DONE", t).await.unwrap();
+        assert!(
+            store
+                .open_revokes_of_staff(TRUST, &staff)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let claimed = store.claim_due(t, t + 60_000_000, 100).await.unwrap();
+        assert!(
+            claimed.iter().any(|s| s.id == grant.id),
+            "{db}: then the grant runs"
+        );
+    }
+}

@@ -12,7 +12,7 @@ use crate::store::{CreateOutcome, Store};
 pub const TRUST_PORTAL: &str = "7f3c2a10-0000-4000-8000-000000005001";
 /// The demo trust's Sonar Multi-School subscription.
 pub const TRUST_SONAR_MULTI_SCHOOL: &str = "7f3c2a10-0000-4000-8000-000000005002";
-/// Websites CMS at SCHOOLS[0..5] (SCHOOLS[3]'s is a trial).
+/// Websites CMS at `SCHOOLS[0..5]` (the one at `SCHOOLS[3]` is a trial).
 pub const SCHOOL_WEBSITES_CMS: [&str; 5] = [
     "7f3c2a10-0000-4000-8000-000000005111",
     "7f3c2a10-0000-4000-8000-000000005121",
@@ -20,14 +20,14 @@ pub const SCHOOL_WEBSITES_CMS: [&str; 5] = [
     "7f3c2a10-0000-4000-8000-000000005141",
     "7f3c2a10-0000-4000-8000-000000005151",
 ];
-/// Comms Hub at SCHOOLS[0], [1], [3] (active) and [4] (cancelled); SCHOOLS[2] has none.
+/// Comms Hub at `SCHOOLS[0]`, `[1]`, `[3]` (active) and `[4]` (cancelled); `SCHOOLS[2]` has none.
 pub const SCHOOL_COMMS_HUB: [(usize, &str); 4] = [
     (0, "7f3c2a10-0000-4000-8000-000000005112"),
     (1, "7f3c2a10-0000-4000-8000-000000005122"),
     (3, "7f3c2a10-0000-4000-8000-000000005142"),
     (4, "7f3c2a10-0000-4000-8000-000000005152"),
 ];
-/// Sonar at SCHOOLS[0] and [1].
+/// Sonar at `SCHOOLS[0]` and `[1]`.
 pub const SCHOOL_SONAR: [(usize, &str); 2] = [
     (0, "7f3c2a10-0000-4000-8000-000000005113"),
     (1, "7f3c2a10-0000-4000-8000-000000005123"),

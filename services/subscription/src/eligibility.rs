@@ -140,18 +140,23 @@ pub fn evaluate<'a>(
     catalog: &Catalog,
     query: &Query,
 ) -> Evaluation<'a> {
-    let mut by_pair: HashMap<(&str, &str), Vec<&Subscription>> = HashMap::new();
-    for subscription in &candidates.subscriptions {
-        by_pair
-            .entry((&subscription.organization_id, &subscription.product_key))
-            .or_default()
-            .push(subscription);
+    // Sorted by (organisation, product), each pair's subscriptions are one slice: no hashing
+    // and one allocation, whatever the number of pairs.
+    fn key(s: &Subscription) -> (&str, &str) {
+        (&s.organization_id, &s.product_key)
     }
+    let mut sorted: Vec<&Subscription> = candidates.subscriptions.iter().collect();
+    sorted.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+    let of_pair = |organization: &str, product: &str| -> &[&'a Subscription] {
+        let start = sorted.partition_point(|s| key(s) < (organization, product));
+        let len = sorted[start..].partition_point(|s| key(s) == (organization, product));
+        &sorted[start..start + len]
+    };
     let verdict = |organization: &str, product: &str, expected: Scope| -> Verdict<'a> {
         match catalog.product(product).map(|p| p.scope) {
-            Some(scope) if scope == expected => match by_pair.get(&(organization, product)) {
-                Some(subscriptions) => decide(subscriptions.iter().copied(), query.at),
-                None => Verdict::refused(Reason::NoSubscription),
+            Some(scope) if scope == expected => match of_pair(organization, product) {
+                [] => Verdict::refused(Reason::NoSubscription),
+                subscriptions => decide(subscriptions.iter().copied(), query.at),
             },
             Some(Scope::Trust) => Verdict::refused(Reason::ProductNotSchoolScoped),
             Some(Scope::School) => Verdict::refused(Reason::ProductNotTrustScoped),

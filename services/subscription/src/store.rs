@@ -1,8 +1,9 @@
 //! Storage: the [`Store`] trait and its SQLite and PostgreSQL adapters.
 //!
-//! Both adapters come from one body ([`sql_store!`]); the SQL differs only in how a set of
+//! Both adapters come from one body (`sql_store!`); the SQL differs only in how a set of
 //! values is passed (a JSON array read with `json_each` on SQLite, an array with `= ANY` on
-//! PostgreSQL) and how a write transaction begins.
+//! PostgreSQL), how a write transaction begins, and whether the eligibility candidates come
+//! back as rows or as one aggregated JSON value (SQLite, where each row crosses threads).
 
 use std::sync::Arc;
 
@@ -384,7 +385,7 @@ fn postgres_set(values: &[String]) -> Vec<String> {
 }
 
 macro_rules! sql_store {
-    ($db:ty, $set:path) => {
+    ($db:ty, $set:path, $system:literal) => {
         impl SqlStore<$db> {
             /// The outcome of a create whose request id is already recorded, if it is.
             async fn replay(
@@ -416,6 +417,7 @@ macro_rules! sql_store {
 
         #[async_trait]
         impl Store for SqlStore<$db> {
+            #[tracing::instrument(name = "subscription.db.load_catalog", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn load_catalog(&self) -> Result<Catalog, sqlx::Error> {
                 let products: Vec<ProductRow> =
                     sqlx::query_as("SELECT key, name, scope FROM products ORDER BY key")
@@ -437,6 +439,7 @@ macro_rules! sql_store {
                 build_catalog(products, roles, equivalences)
             }
 
+            #[tracing::instrument(name = "subscription.db.create_subscription", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn create_subscription(
                 &self,
                 subscription: &Subscription,
@@ -519,6 +522,7 @@ macro_rules! sql_store {
                 Ok(CreateOutcome::Created(subscription.clone()))
             }
 
+            #[tracing::instrument(name = "subscription.db.get_subscription", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn get_subscription(
                 &self,
                 id: &str,
@@ -531,6 +535,7 @@ macro_rules! sql_store {
                 row.map(Subscription::try_from).transpose()
             }
 
+            #[tracing::instrument(name = "subscription.db.replace_subscription", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn replace_subscription(
                 &self,
                 updated: &Subscription,
@@ -553,6 +558,7 @@ macro_rules! sql_store {
                 Ok(result.rows_affected() == 1)
             }
 
+            #[tracing::instrument(name = "subscription.db.list_subscriptions", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn list_subscriptions(
                 &self,
                 filter: &ListFilter,
@@ -572,6 +578,7 @@ macro_rules! sql_store {
                 rows_to_subscriptions(rows)
             }
 
+            #[tracing::instrument(name = "subscription.db.subscriptions_of", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn subscriptions_of(
                 &self,
                 trust_id: &str,
@@ -602,6 +609,7 @@ macro_rules! sql_store {
                 Ok(subscriptions)
             }
 
+            #[tracing::instrument(name = "subscription.db.organizations_outside", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn organizations_outside(
                 &self,
                 trust_id: &str,
@@ -618,5 +626,5 @@ macro_rules! sql_store {
     };
 }
 
-sql_store!(sqlx::Sqlite, sqlite_set);
-sql_store!(sqlx::Postgres, postgres_set);
+sql_store!(sqlx::Sqlite, sqlite_set, "sqlite");
+sql_store!(sqlx::Postgres, postgres_set, "postgresql");

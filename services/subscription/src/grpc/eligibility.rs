@@ -29,7 +29,6 @@ impl Eligibility {
         &self,
         request: Request<pb::CheckEligibilityRequest>,
     ) -> Result<pb::CheckEligibilityResponse> {
-        let t0 = std::time::Instant::now();
         let principal = caller(&request)?;
         let request = request.into_inner();
         let catalog = self.state.catalog().await?;
@@ -38,11 +37,8 @@ impl Eligibility {
             .access
             .require_reader(&principal, ELIGIBILITY_READERS, &query.trust_id)
             .await?;
-        let t1 = t0.elapsed();
         let candidates = eligibility::load(self.state.store.as_ref(), &catalog, &query).await?;
-        let t2 = t0.elapsed();
         let answers = eligibility::evaluate(&candidates, &catalog, &query);
-        let t3 = t0.elapsed();
         let trust_product = match (&query.trust_product, answers.trust) {
             (Some(key), Some(verdict)) => Some(pb::TrustProductEligibility {
                 product_key: key.clone(),
@@ -65,13 +61,11 @@ impl Eligibility {
                 subscription: verdict.subscription.map(subscription_to_proto),
             })
             .collect();
-        let r = pb::CheckEligibilityResponse {
+        Ok(pb::CheckEligibilityResponse {
             trust_product,
             pairs,
             evaluate_time: Some(to_timestamp(query.at)),
-        };
-        eprintln!("TIMING parse {:?} load {:?} eval {:?} proto {:?}", t1, t2 - t1, t3 - t2, t0.elapsed() - t3);
-        Ok(r)
+        })
     }
 
     async fn schools(
