@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::auth::TokenVerifier;
-use crate::db::DbSettings;
+use crate::db::{DbPool, DbSettings, Migrations};
 
 /// Parses `250ms`, `10s`, `5m`, `2h`, `14d` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -97,6 +97,14 @@ impl DatabaseArgs {
             max_connections: self.database_max_connections,
             ..DbSettings::new(&self.database_url)
         }
+    }
+
+    /// Connects, applies `migrations` and disconnects (`portal migrate`, `portal up`).
+    pub async fn migrate(&self, migrations: &Migrations) -> anyhow::Result<()> {
+        let pool = DbPool::connect_lazy(&self.settings())?;
+        let result = pool.migrate(migrations).await;
+        pool.close().await;
+        result
     }
 }
 

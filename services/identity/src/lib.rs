@@ -137,8 +137,5 @@ impl Application {
 
 /// Applies migrations and exits (`portal migrate`).
 pub async fn migrate(database: &DatabaseArgs) -> anyhow::Result<()> {
-    let pool = DbPool::connect_lazy(&database.settings())?;
-    let result = pool.migrate(&MIGRATIONS).await;
-    pool.close().await;
-    result
+    database.migrate(&MIGRATIONS).await
 }

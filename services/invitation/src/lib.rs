@@ -287,10 +287,7 @@ impl Application {
 
 /// Applies the migrations and exits (`portal migrate`).
 pub async fn migrate(database: &DatabaseArgs) -> anyhow::Result<()> {
-    let pool = DbPool::connect_lazy(&database.settings())?;
-    pool.migrate(&MIGRATIONS).await?;
-    pool.close().await;
-    Ok(())
+    database.migrate(&MIGRATIONS).await
 }
 
 /// Prepares the demo database for `portal up`. Invitations are made through the service, so

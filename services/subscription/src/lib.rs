@@ -128,10 +128,10 @@ impl Application {
 
 /// Applies migrations and exits (`portal migrate`).
 pub async fn migrate(database: &DatabaseArgs) -> anyhow::Result<()> {
-    let pool = DbPool::connect_lazy(&database.settings())?;
-    let result = pool.migrate(&MIGRATIONS).await;
-    pool.close().await;
-    result.context("migrating the subscription database")
+    database
+        .migrate(&MIGRATIONS)
+        .await
+        .context("migrating the subscription database")
 }
 
 /// Seeds the demo data for `portal up`; idempotent (a second call changes nothing).
