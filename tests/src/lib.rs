@@ -390,6 +390,7 @@ impl Suite {
                 tokens: tokens.clone(),
                 identity_url: Some(format!("http://{identity_addr}")),
                 service_token: Some(keys.service_token("subscription")),
+                views: Default::default(),
             },
             clock.clone(),
         )

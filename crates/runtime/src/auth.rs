@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use chrono::{DateTime, Duration, Utc};
@@ -186,7 +186,22 @@ impl TokenIssuer {
 pub struct TokenVerifier {
     keys: HashMap<String, DecodingKey>,
     validation: Validation,
+    /// SHA-256 of a token already verified -> its principal and the last second it is good
+    /// for. A signature check costs tens of microseconds and every call carries a token,
+    /// while a service or a signed-in user sends the same one until it expires.
+    verified: Mutex<HashMap<[u8; 32], Verified>>,
 }
+
+#[derive(Debug, Clone)]
+struct Verified {
+    principal: Principal,
+    /// `exp` plus the leeway, in Unix seconds.
+    usable_until: i64,
+}
+
+/// Bounds the verified-token cache; expired entries are dropped when it is reached, and the
+/// whole cache if that is not enough.
+const VERIFIED_CACHE_LIMIT: usize = 10_000;
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -217,11 +232,60 @@ impl TokenVerifier {
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 30;
-        Ok(Self { keys, validation })
+        Ok(Self {
+            keys,
+            validation,
+            verified: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Checks signature, issuer, audience and expiry and returns the principal.
     pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        self.verify_at(token, Utc::now().timestamp())
+    }
+
+    /// [`Self::verify`], with `now` deciding whether a token verified before has expired.
+    fn verify_at(&self, token: &str, now: i64) -> Result<Principal, ApiError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut cache = self.lock_verified();
+        match cache.get(&digest) {
+            Some(known) if now <= known.usable_until => return Ok(known.principal.clone()),
+            Some(_) => {
+                cache.remove(&digest);
+                return Err(ApiError::Unauthenticated {
+                    reason: "TOKEN_EXPIRED",
+                    message: "the bearer token has expired; sign in again".into(),
+                });
+            }
+            None => {}
+        }
+        drop(cache);
+        let (principal, exp) = self.verify_signed(token)?;
+        let mut cache = self.lock_verified();
+        if cache.len() >= VERIFIED_CACHE_LIMIT {
+            cache.retain(|_, known| now <= known.usable_until);
+            if cache.len() >= VERIFIED_CACHE_LIMIT {
+                cache.clear();
+            }
+        }
+        cache.insert(
+            digest,
+            Verified {
+                principal: principal.clone(),
+                usable_until: exp.saturating_add(self.validation.leeway as i64),
+            },
+        );
+        Ok(principal)
+    }
+
+    fn lock_verified(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Verified>> {
+        self.verified
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The full check of a token not seen before: the principal and the token's `exp`.
+    fn verify_signed(&self, token: &str) -> Result<(Principal, i64), ApiError> {
         let unauthenticated = |reason: &'static str, message: &str| ApiError::Unauthenticated {
             reason,
             message: message.to_string(),
@@ -252,13 +316,20 @@ impl TokenVerifier {
                 _ => unauthenticated("TOKEN_INVALID", "the bearer token is not valid"),
             }
         })?;
+        let exp = data.claims.exp;
         match data.claims.kind.as_str() {
-            "user" => Ok(Principal::User {
-                account_id: data.claims.sub,
-            }),
-            "service" => Ok(Principal::Service {
-                name: data.claims.sub,
-            }),
+            "user" => Ok((
+                Principal::User {
+                    account_id: data.claims.sub,
+                },
+                exp,
+            )),
+            "service" => Ok((
+                Principal::Service {
+                    name: data.claims.sub,
+                },
+                exp,
+            )),
             _ => Err(unauthenticated(
                 "TOKEN_INVALID",
                 "the bearer token is not valid",
@@ -484,6 +555,42 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_token_verified_once_is_refused_once_it_expires() {
+        let (issuer, verifier) = pair();
+        let token = issuer
+            .issue_user("acc-1", Utc::now(), Duration::minutes(5))
+            .unwrap();
+        let now = Utc::now().timestamp();
+        assert!(verifier.verify_at(&token.token, now).is_ok());
+        // Within the leeway it is still good; past it the remembered answer is not reused.
+        let exp = token.expires_at.timestamp();
+        assert!(verifier.verify_at(&token.token, exp + 30).is_ok());
+        assert!(matches!(
+            verifier.verify_at(&token.token, exp + 31),
+            Err(ApiError::Unauthenticated {
+                reason: "TOKEN_EXPIRED",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_remembered_token_does_not_vouch_for_a_tampered_copy() {
+        let (issuer, verifier) = pair();
+        let token = issuer
+            .issue_user("acc-1", Utc::now(), Duration::minutes(5))
+            .unwrap()
+            .token;
+        assert!(verifier.verify(&token).is_ok());
+        // A character well inside the signature (the last one may only carry padding bits).
+        let at = token.len() - 10;
+        let swapped = if &token[at..=at] == "A" { "B" } else { "A" };
+        let tampered = format!("{}{swapped}{}", &token[..at], &token[at + 1..]);
+        assert!(verifier.verify(&tampered).is_err());
+        assert!(verifier.verify(&token).is_ok());
     }
 
     #[test]

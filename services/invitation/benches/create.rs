@@ -213,6 +213,7 @@ async fn main() {
             tokens: tokens.clone(),
             identity_url: Some(format!("http://{identity_addr}")),
             service_token: Some(keys.service_token("subscription")),
+            views: Default::default(),
         },
         clock.clone(),
     )
@@ -564,6 +565,7 @@ async fn probe(
                 school_product_keys: products.iter().map(|p| p.to_string()).collect(),
                 school_ids: schools.to_vec(),
                 at: None,
+                view: sub::EligibilityView::Compact as i32,
             })
             .await
             .unwrap();

@@ -145,7 +145,8 @@ impl Deps {
             staff: StaffClient::new(identity_channel.clone()),
             directory: DirectoryClient::new(identity_channel),
             catalog: CatalogClient::new(subscription_channel.clone()),
-            // A full-size answer (1,000 schools × 20 products) is about 5 MB.
+            // Room for a full-size answer (1,000 schools × 20 products) with every pair refused
+            // by a subscription.
             eligibility: EligibilityClient::new(subscription_channel)
                 .max_decoding_message_size(16 * 1024 * 1024),
             identity_raw: portal_runtime::client::channel(identity)?,
@@ -374,7 +375,9 @@ impl Deps {
         name
     }
 
-    /// R5: one eligibility call for the trust product and every (school, product) pair.
+    /// R5: one eligibility call for the trust product and every (school, product) pair. The
+    /// COMPACT view is asked (a reason per pair, subscriptions only behind refusals) and
+    /// given back as one PairEligibility per pair, schools then products in request order.
     pub async fn eligibility(
         &self,
         trust_id: &str,
@@ -383,7 +386,8 @@ impl Deps {
         school_ids: &[String],
         at: DateTime<Utc>,
     ) -> Result<sub::CheckEligibilityResponse> {
-        self.eligibility
+        let mut answer = self
+            .eligibility
             .clone()
             .check_eligibility(sub::CheckEligibilityRequest {
                 trust_id: trust_id.to_string(),
@@ -391,10 +395,29 @@ impl Deps {
                 school_product_keys: school_products.to_vec(),
                 school_ids: school_ids.to_vec(),
                 at: Some(to_timestamp(at)),
+                view: sub::EligibilityView::Compact as i32,
             })
             .await
-            .map(|r| r.into_inner())
-            .map_err(|s| remote("subscription", s))
+            .map_err(|s| remote("subscription", s))?
+            .into_inner();
+        let keys = std::mem::take(&mut answer.school_product_keys);
+        for school in std::mem::take(&mut answer.schools) {
+            let mut refusals = school.refusals.into_iter().peekable();
+            for (key, reason) in keys.iter().zip(&school.reasons) {
+                let subscription = refusals
+                    .next_if(|r| &r.product_key == key)
+                    .and_then(|r| r.subscription);
+                answer.pairs.push(sub::PairEligibility {
+                    school_id: school.school_id.clone(),
+                    product_key: key.clone(),
+                    eligible: *reason == sub::IneligibilityReason::Unspecified as i32,
+                    reason: *reason,
+                    subscription,
+                });
+            }
+        }
+        answer.school_product_keys = keys;
+        Ok(answer)
     }
 
     /// R7/R8: the account of an email, if one exists.

@@ -1,7 +1,8 @@
 //! Eligibility benchmark: the real server on 127.0.0.1:0 (SQLite, or PostgreSQL when
 //! `PORTAL_BENCH_DATABASE_URL` is set), CheckEligibility for 100 schools x 5 school products
-//! through a real tonic client, against a bare gRPC echo (grpc.health.v1 Check) of the same
-//! server measured the same way in the same run.
+//! through a real tonic client, in both views (COMPACT is what the invitation service asks),
+//! against a bare gRPC echo (grpc.health.v1 Check) of the same server measured the same way
+//! in the same run.
 //!
 //! `cargo bench -p portal-subscription --bench eligibility`
 //! Knobs: BENCH_CALLS (sequential calls, default 2000), BENCH_CONCURRENCY (default 32),
@@ -229,6 +230,30 @@ async fn seed(billing: &mut SubscriptionServiceClient<Authed>) -> anyhow::Result
     Ok(total)
 }
 
+/// One CheckEligibility call of `request`, checked to answer every school.
+fn calling(
+    client: EligibilityServiceClient<Authed>,
+    request: pb::CheckEligibilityRequest,
+) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
++ Clone
++ Send
++ Sync
++ 'static {
+    move || {
+        let mut client = client.clone();
+        let request = request.clone();
+        Box::pin(async move {
+            let answer = client
+                .check_eligibility(request)
+                .await
+                .expect("eligibility call")
+                .into_inner();
+            let answered = answer.pairs.len() + answer.schools.len() * PRODUCTS.len();
+            assert_eq!(answered, SCHOOLS * PRODUCTS.len());
+        })
+    }
+}
+
 fn print(name: &str, f: &Figures) {
     println!(
         "{name:<34} p50 {:>8.3} ms   p99 {:>8.3} ms   mean {:>8.3} ms   {:>9.0} calls/s",
@@ -270,6 +295,7 @@ async fn main() -> anyhow::Result<()> {
         },
         identity_url: None,
         service_token: None,
+        views: Default::default(),
     };
     let app = Application::build(config, portal_runtime::clock::system()).await?;
     let addr = app.local_addr();
@@ -296,6 +322,11 @@ async fn main() -> anyhow::Result<()> {
         school_product_keys: PRODUCTS.iter().map(|p| p.to_string()).collect(),
         school_ids: (0..SCHOOLS).map(school).collect(),
         at: None,
+        view: pb::EligibilityView::Full as i32,
+    };
+    let compact_request = pb::CheckEligibilityRequest {
+        view: pb::EligibilityView::Compact as i32,
+        ..request.clone()
     };
     let eligibility = EligibilityServiceClient::new(authed("invitation")?);
     let sample = eligibility
@@ -305,22 +336,25 @@ async fn main() -> anyhow::Result<()> {
         .into_inner();
     let eligible = sample.pairs.iter().filter(|p| p.eligible).count();
     let reply_bytes = prost::Message::encoded_len(&sample);
+    let compact_sample = eligibility
+        .clone()
+        .check_eligibility(compact_request.clone())
+        .await?
+        .into_inner();
+    let compact_bytes = prost::Message::encoded_len(&compact_sample);
+    let compact_eligible = compact_sample
+        .schools
+        .iter()
+        .flat_map(|s| &s.reasons)
+        .filter(|r| **r == pb::IneligibilityReason::Unspecified as i32)
+        .count();
+    anyhow::ensure!(
+        compact_eligible == eligible,
+        "the two views disagree: {compact_eligible} and {eligible} eligible pairs"
+    );
 
-    let eligibility_call = {
-        let client = eligibility.clone();
-        let request = request.clone();
-        move || {
-            let mut client = client.clone();
-            let request = request.clone();
-            async move {
-                let answer = client
-                    .check_eligibility(request)
-                    .await
-                    .expect("eligibility call");
-                assert_eq!(answer.get_ref().pairs.len(), SCHOOLS * PRODUCTS.len());
-            }
-        }
-    };
+    let eligibility_call = calling(eligibility.clone(), request.clone());
+    let compact_call = calling(eligibility.clone(), compact_request.clone());
     let health = HealthClient::new(channel.clone());
     let echo_call = move || {
         let mut client = health.clone();
@@ -336,19 +370,23 @@ async fn main() -> anyhow::Result<()> {
 
     println!(
         "eligibility benchmark: {backend}, {SCHOOLS} schools x {} products ({} pairs, {eligible} eligible, \
-         {seeded} subscriptions, reply {reply_bytes} bytes); {calls} sequential calls, \
-         {concurrency} concurrent callers for {seconds} s",
+         {seeded} subscriptions; reply {reply_bytes} bytes FULL, {compact_bytes} bytes COMPACT); \
+         {calls} sequential calls, {concurrency} concurrent callers for {seconds} s",
         PRODUCTS.len(),
         SCHOOLS * PRODUCTS.len()
     );
     let echo = measure(echo_call, calls, concurrency, seconds).await;
-    let check = measure(eligibility_call, calls, concurrency, seconds).await;
+    let full = measure(eligibility_call, calls, concurrency, seconds).await;
+    let check = measure(compact_call, calls, concurrency, seconds).await;
     print("grpc.health.v1 Check (echo)", &echo);
-    print("CheckEligibility 100 x 5", &check);
+    print("CheckEligibility 100 x 5, FULL", &full);
+    print("CheckEligibility 100 x 5, COMPACT", &check);
     println!(
-        "eligibility / echo throughput: {:.2} (target >= 0.50); eligibility p99 {:.3} ms (target < 5 ms)",
+        "COMPACT (the invitation service's call) / echo throughput: {:.2} (target >= 0.50); \
+         p99 {:.3} ms (target < 5 ms); FULL / echo {:.2}",
         check.rate / echo.rate,
-        check.p99.as_secs_f64() * 1e3
+        check.p99.as_secs_f64() * 1e3,
+        full.rate / echo.rate,
     );
 
     shutdown.trigger();

@@ -1,8 +1,10 @@
 //! Rule R5: which (school, product) pairs hold a subscription in force, in a constant number
-//! of queries whatever the number of pairs: every candidate subscription is loaded at once and
-//! the decision is made in memory with [`decide`].
+//! of queries whatever the number of pairs (none when the trust's subscriptions are in
+//! memory): every subscription of the trust is at hand and the decision is made with
+//! [`decide`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use portal_runtime::Violations;
@@ -10,6 +12,7 @@ use portal_runtime::Violations;
 use crate::domain::{Catalog, OrgKind, Reason, Scope, Subscription, Verdict, decide};
 use crate::error::Result;
 use crate::store::Store;
+use crate::view::{TrustView, Views};
 
 /// Most distinct schools in one call.
 pub const MAX_SCHOOLS: usize = 1_000;
@@ -36,14 +39,26 @@ pub struct Query {
 }
 
 /// Refuses schools known under another trust (or known as trusts) and a trust id known as a
-/// school. Schools never heard of are fine: they simply have no subscription. One query.
+/// school. Schools never heard of are fine: they simply have no subscription. Organisations
+/// the trust's view already knows as its own need no check (an organisation never changes
+/// trust or kind); the others take one query.
 pub async fn check_organizations(
     store: &dyn Store,
-    trust_id: &str,
+    view: &TrustView,
     schools: &[SchoolRef],
 ) -> Result<()> {
-    let mut ids: Vec<String> = schools.iter().map(|s| s.id.clone()).collect();
-    ids.push(trust_id.to_string());
+    let trust_id = view.trust_id.as_str();
+    let mut ids: Vec<String> = schools
+        .iter()
+        .filter(|s| !view.knows(&s.id) || s.id == trust_id)
+        .map(|s| s.id.clone())
+        .collect();
+    if !view.knows(trust_id) {
+        ids.push(trust_id.to_string());
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
     let known = store.organizations_outside(trust_id, &ids).await?;
     if known.is_empty() {
         return Ok(());
@@ -75,54 +90,12 @@ pub async fn check_organizations(
     violations.finish().map_err(Into::into)
 }
 
-/// Every subscription that can decide the query's answers.
-#[derive(Debug, Clone, Default)]
-pub struct Candidates {
-    pub subscriptions: Vec<Subscription>,
-}
-
-/// Checks the organisations and loads the candidates: two queries, run concurrently, or one
-/// when nothing needs loading.
-pub async fn load(store: &dyn Store, catalog: &Catalog, query: &Query) -> Result<Candidates> {
-    let scoped = |key: &String, scope: Scope| {
-        catalog
-            .product(key)
-            .is_some_and(|product| product.scope == scope)
-    };
-    let mut products: Vec<String> = query
-        .school_products
-        .iter()
-        .filter(|key| scoped(key, Scope::School))
-        .cloned()
-        .collect();
-    let mut organizations: Vec<String> = if products.is_empty() {
-        Vec::new()
-    } else {
-        query.schools.iter().map(|s| s.id.clone()).collect()
-    };
-    if let Some(key) = &query.trust_product
-        && scoped(key, Scope::Trust)
-    {
-        products.push(key.clone());
-        organizations.push(query.trust_id.clone());
-    }
-    let subscriptions = async {
-        if products.is_empty() || organizations.is_empty() {
-            Ok(Vec::new())
-        } else {
-            store
-                .subscriptions_of(&query.trust_id, &organizations, Some(&products))
-                .await
-        }
-    };
-    let (checked, subscriptions) = tokio::join!(
-        check_organizations(store, &query.trust_id, &query.schools),
-        subscriptions
-    );
-    checked?;
-    Ok(Candidates {
-        subscriptions: subscriptions?,
-    })
+/// The trust's subscriptions, with the query's organisations checked: from memory when the
+/// trust was read recently, otherwise one query (two when unknown organisations are asked).
+pub async fn load(views: &Views, store: &dyn Store, query: &Query) -> Result<Arc<TrustView>> {
+    let view = views.trust(&query.trust_id).await?;
+    check_organizations(store, &view, &query.schools).await?;
+    Ok(view)
 }
 
 /// The answers to a query.
@@ -134,43 +107,39 @@ pub struct Evaluation<'a> {
     pub pairs: Vec<Verdict<'a>>,
 }
 
-/// Decides every answer in memory.
-pub fn evaluate<'a>(
-    candidates: &'a Candidates,
-    catalog: &Catalog,
-    query: &Query,
-) -> Evaluation<'a> {
-    // Sorted by (organisation, product), each pair's subscriptions are one slice: no hashing
-    // and one allocation, whatever the number of pairs.
-    fn key(s: &Subscription) -> (&str, &str) {
-        (&s.organization_id, &s.product_key)
-    }
-    let mut sorted: Vec<&Subscription> = candidates.subscriptions.iter().collect();
-    sorted.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
-    let of_pair = |organization: &str, product: &str| -> &[&'a Subscription] {
-        let start = sorted.partition_point(|s| key(s) < (organization, product));
-        let len = sorted[start..].partition_point(|s| key(s) == (organization, product));
-        &sorted[start..start + len]
-    };
-    let verdict = |organization: &str, product: &str, expected: Scope| -> Verdict<'a> {
+/// Decides every answer in memory: one lookup per school and one per product, whatever the
+/// number of pairs.
+pub fn evaluate<'a>(view: &'a TrustView, catalog: &Catalog, query: &Query) -> Evaluation<'a> {
+    let scope_refusal = |product: &str, expected: Scope| -> Option<Verdict<'a>> {
         match catalog.product(product).map(|p| p.scope) {
-            Some(scope) if scope == expected => match of_pair(organization, product) {
-                [] => Verdict::refused(Reason::NoSubscription),
-                subscriptions => decide(subscriptions.iter().copied(), query.at),
-            },
-            Some(Scope::Trust) => Verdict::refused(Reason::ProductNotSchoolScoped),
-            Some(Scope::School) => Verdict::refused(Reason::ProductNotTrustScoped),
-            None => Verdict::refused(Reason::NoSubscription),
+            Some(scope) if scope == expected => None,
+            Some(Scope::Trust) => Some(Verdict::refused(Reason::ProductNotSchoolScoped)),
+            Some(Scope::School) => Some(Verdict::refused(Reason::ProductNotTrustScoped)),
+            None => Some(Verdict::refused(Reason::NoSubscription)),
         }
     };
-    let trust = query
-        .trust_product
-        .as_deref()
-        .map(|product| verdict(&query.trust_id, product, Scope::Trust));
-    let mut pairs = Vec::with_capacity(query.schools.len() * query.school_products.len());
+    let verdict = |held: &'a [Subscription], product: &str| -> Verdict<'a> {
+        let start = held.partition_point(|s| s.product_key.as_str() < product);
+        let len = held[start..].partition_point(|s| s.product_key == product);
+        match &held[start..start + len] {
+            [] => Verdict::refused(Reason::NoSubscription),
+            subscriptions => decide(subscriptions, query.at),
+        }
+    };
+    let trust = query.trust_product.as_deref().map(|product| {
+        scope_refusal(product, Scope::Trust)
+            .unwrap_or_else(|| verdict(view.of_organization(&query.trust_id), product))
+    });
+    let products: Vec<(&str, Option<Verdict<'a>>)> = query
+        .school_products
+        .iter()
+        .map(|product| (product.as_str(), scope_refusal(product, Scope::School)))
+        .collect();
+    let mut pairs = Vec::with_capacity(query.schools.len() * products.len());
     for school in &query.schools {
-        for product in &query.school_products {
-            pairs.push(verdict(&school.id, product, Scope::School));
+        let held = view.of_organization(&school.id);
+        for (product, refusal) in &products {
+            pairs.push(refusal.unwrap_or_else(|| verdict(held, product)));
         }
     }
     Evaluation { trust, pairs }

@@ -9,6 +9,7 @@ pub mod eligibility;
 pub mod error;
 pub mod grpc;
 pub mod store;
+pub mod view;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub struct Config {
     /// This service's own token for calling identity: a file path, or the token itself.
     #[arg(long, env = "PORTAL_SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Option<String>,
+    #[command(flatten)]
+    pub views: view::ViewArgs,
 }
 
 /// The subscription service, bound and ready to serve.
@@ -83,7 +86,7 @@ impl Application {
         };
         let store = store::for_pool(&pool);
         let access = access::Access::new(identity, clock.clone());
-        let state = Arc::new(grpc::State::new(store, access, clock));
+        let state = Arc::new(grpc::State::new(store, access, clock, &config.views));
         let bound = Bound::bind(config.server.listen).await?;
         Ok(Self {
             bound,
@@ -120,7 +123,17 @@ impl Application {
             descriptor_sets: vec![portal_proto::FILE_DESCRIPTOR_SET],
             database: Some((self.pool.clone(), &MIGRATIONS)),
         };
-        let result = serve(self.bound, spec, &self.server, self.verifier, shutdown).await;
+        let refresher = tokio::spawn(self.state.views.clone().keep_fresh(shutdown.clone()));
+        let result = serve(
+            self.bound,
+            spec,
+            &self.server,
+            self.verifier,
+            shutdown.clone(),
+        )
+        .await;
+        shutdown.trigger();
+        let _ = refresher.await;
         self.pool.close().await;
         result
     }

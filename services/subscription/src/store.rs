@@ -47,6 +47,15 @@ pub struct ListFilter {
     pub product_key: Option<String>,
 }
 
+/// A trust's subscriptions as of one revision (see [`Store::trust_snapshot`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustSnapshot {
+    /// The trust's revision: 0 before its first write, then one more for each write.
+    pub revision: i64,
+    /// Every subscription of the trust, its own and its schools', in any order.
+    pub subscriptions: Vec<Subscription>,
+}
+
 /// The subscription service's storage.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -91,7 +100,21 @@ pub trait Store: Send + Sync + 'static {
         trust_id: &str,
         ids: &[String],
     ) -> Result<Vec<Organization>, sqlx::Error>;
+
+    /// Every subscription of a trust with the trust's revision, read in one snapshot. Every
+    /// write to a subscription increments its trust's revision in the same transaction.
+    async fn trust_snapshot(&self, trust_id: &str) -> Result<TrustSnapshot, sqlx::Error>;
+
+    /// The current revisions of those of `trust_ids` that were ever written. One query.
+    async fn trust_revisions(
+        &self,
+        trust_ids: &[String],
+    ) -> Result<Vec<(String, i64)>, sqlx::Error>;
 }
+
+/// Increments a trust's revision; part of every write transaction.
+const BUMP_REVISION: &str = "INSERT INTO trust_revisions (trust_id, revision) VALUES ($1, 1) \
+     ON CONFLICT (trust_id) DO UPDATE SET revision = trust_revisions.revision + 1";
 
 /// The store of a pool, whichever database it is.
 pub fn for_pool(pool: &DbPool) -> Arc<dyn Store> {
@@ -281,12 +304,18 @@ fn parse_aggregate(json: &str) -> Result<Vec<Subscription>, sqlx::Error> {
 #[derive(Debug)]
 struct Queries {
     begin_write: &'static str,
+    /// Begins a read-only transaction whose statements all see one snapshot.
+    begin_snapshot: &'static str,
     /// Whether the candidate queries return one aggregated JSON value instead of rows.
     aggregated: bool,
     subscriptions_of_any_product: String,
     subscriptions_of_products: String,
     organizations: String,
     list: String,
+    /// Every subscription of trust $1.
+    of_trust: String,
+    /// Revisions of the trusts in set $1.
+    revisions: String,
 }
 
 impl Queries {
@@ -296,6 +325,7 @@ impl Queries {
     /// `columns` per row, so the eligibility query returns its hundreds of rows as one value.
     fn new(
         begin_write: &'static str,
+        begin_snapshot: &'static str,
         in_set: fn(&str, usize) -> String,
         set_is_null: fn(usize) -> String,
         aggregate: Option<fn(&str) -> String>,
@@ -306,6 +336,7 @@ impl Queries {
         );
         Self {
             begin_write,
+            begin_snapshot,
             aggregated: aggregate.is_some(),
             // The trust is checked on the rows, not in SQL, so that the planner has no other
             // index to prefer over (organization_id, product_key).
@@ -317,6 +348,11 @@ impl Queries {
                 "SELECT {all} FROM subscriptions WHERE {} AND {}",
                 in_set("organization_id", 1),
                 in_set("product_key", 2)
+            ),
+            of_trust: format!("SELECT {all} FROM subscriptions WHERE trust_id = $1"),
+            revisions: format!(
+                "SELECT trust_id, revision FROM trust_revisions WHERE {}",
+                in_set("trust_id", 1)
             ),
             organizations: format!(
                 "SELECT id, trust_id, kind FROM organizations \
@@ -350,6 +386,8 @@ impl SqlStore<sqlx::Sqlite> {
             // (busy timeout) instead of failing on a lock upgrade.
             queries: Queries::new(
                 "BEGIN IMMEDIATE",
+                // A deferred transaction reads one WAL snapshot from its first read on.
+                "BEGIN",
                 |column, n| format!("{column} IN (SELECT value FROM json_each(${n}))"),
                 |n| format!("${n} IS NULL"),
                 // Rows cross from SQLite's worker thread one at a time; one value for
@@ -366,6 +404,7 @@ impl SqlStore<sqlx::Postgres> {
             pool,
             queries: Queries::new(
                 "BEGIN",
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
                 |column, n| format!("{column} = ANY(${n}::text[])"),
                 |n| format!("${n}::text[] IS NULL"),
                 // PostgreSQL rows decode cheaply; building JSON would cost more.
@@ -491,6 +530,10 @@ macro_rules! sql_store {
                 .bind(s.version)
                 .execute(&mut *tx)
                 .await?;
+                sqlx::query(BUMP_REVISION)
+                    .bind(&s.trust_id)
+                    .execute(&mut *tx)
+                    .await?;
                 if let Some(request) = request {
                     let inserted = sqlx::query(
                         "INSERT INTO create_requests \
@@ -540,6 +583,7 @@ macro_rules! sql_store {
                 &self,
                 updated: &Subscription,
             ) -> Result<bool, sqlx::Error> {
+                let mut tx = self.pool.begin_with(self.queries.begin_write).await?;
                 let result = sqlx::query(
                     "UPDATE subscriptions SET status = $2, start_time = $3, end_time = $4, \
                      cancel_time = $5, update_time = $6, version = $7 \
@@ -553,9 +597,17 @@ macro_rules! sql_store {
                 .bind(to_micros(updated.update_time))
                 .bind(updated.version)
                 .bind(updated.version - 1)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                Ok(result.rows_affected() == 1)
+                if result.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                sqlx::query(BUMP_REVISION)
+                    .bind(&updated.trust_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
             }
 
             #[tracing::instrument(name = "subscription.db.list_subscriptions", skip_all, fields(otel.kind = "client", db.system = $system))]
@@ -621,6 +673,45 @@ macro_rules! sql_store {
                     .fetch_all(&self.pool)
                     .await?;
                 rows.into_iter().map(Organization::try_from).collect()
+            }
+
+            #[tracing::instrument(name = "subscription.db.trust_snapshot", skip_all, fields(otel.kind = "client", db.system = $system))]
+            async fn trust_snapshot(&self, trust_id: &str) -> Result<TrustSnapshot, sqlx::Error> {
+                let mut tx = self.pool.begin_with(self.queries.begin_snapshot).await?;
+                let revision: Option<i64> =
+                    sqlx::query_scalar("SELECT revision FROM trust_revisions WHERE trust_id = $1")
+                        .bind(trust_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let subscriptions = if self.queries.aggregated {
+                    let json: Option<String> = sqlx::query_scalar(&self.queries.of_trust)
+                        .bind(trust_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    parse_aggregate(json.as_deref().unwrap_or("[]"))?
+                } else {
+                    let rows: Vec<SubscriptionRow> = sqlx::query_as(&self.queries.of_trust)
+                        .bind(trust_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    rows_to_subscriptions(rows)?
+                };
+                tx.commit().await?;
+                Ok(TrustSnapshot {
+                    revision: revision.unwrap_or(0),
+                    subscriptions,
+                })
+            }
+
+            #[tracing::instrument(name = "subscription.db.trust_revisions", skip_all, fields(otel.kind = "client", db.system = $system))]
+            async fn trust_revisions(
+                &self,
+                trust_ids: &[String],
+            ) -> Result<Vec<(String, i64)>, sqlx::Error> {
+                sqlx::query_as(&self.queries.revisions)
+                    .bind($set(trust_ids))
+                    .fetch_all(&self.pool)
+                    .await
             }
         }
     };

@@ -16,6 +16,7 @@ fn check() -> pb::CheckEligibilityRequest {
         school_product_keys: vec!["sonar".into()],
         school_ids: vec![school(1)],
         at: None,
+        view: pb::EligibilityView::Unspecified as i32,
     }
 }
 
@@ -201,6 +202,7 @@ async fn an_identity_url_without_a_service_token_is_a_configuration_error() {
         },
         identity_url: Some("http://127.0.0.1:1".into()),
         service_token: None,
+        views: Default::default(),
     };
     let clock = portal_runtime::clock::ManualClock::new(t0());
     let error = portal_subscription::Application::build(config, clock)

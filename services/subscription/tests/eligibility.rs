@@ -23,6 +23,7 @@ fn ask(
         school_product_keys: products.iter().map(|p| p.to_string()).collect(),
         school_ids: schools.to_vec(),
         at: at.map(to_timestamp),
+        view: pb::EligibilityView::Unspecified as i32,
     }
 }
 
@@ -170,6 +171,85 @@ async fn every_status_and_period_edge_is_answered_with_its_reason_and_subscripti
     );
     let ids: Vec<_> = response.pairs.iter().map(|p| p.school_id.clone()).collect();
     assert_eq!(ids, e.schools);
+}
+
+#[tokio::test]
+async fn the_compact_view_gives_the_same_answers_with_subscriptions_only_behind_refusals() {
+    let h = Harness::start().await;
+    let e = edges(&h).await;
+    let mut client = h.invitation();
+    let products = ["sonar", "mis"];
+    let full = client
+        .check_eligibility(ask(&e.schools, &products, Some(t0())))
+        .await
+        .unwrap()
+        .into_inner();
+    let compact = client
+        .check_eligibility(pb::CheckEligibilityRequest {
+            view: pb::EligibilityView::Compact as i32,
+            ..ask(&e.schools, &products, Some(t0()))
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(compact.pairs.is_empty());
+    assert_eq!(compact.school_product_keys, products);
+    assert_eq!(full.school_product_keys, products);
+    assert_eq!(compact.schools.len(), e.schools.len());
+    for (i, school) in compact.schools.iter().enumerate() {
+        assert_eq!(school.school_id, e.schools[i]);
+        let expected = &full.pairs[i * products.len()..(i + 1) * products.len()];
+        let reasons: Vec<i32> = expected.iter().map(|p| p.reason).collect();
+        assert_eq!(school.reasons, reasons, "school {i}");
+        let refusals: Vec<(String, i32, Option<pb::Subscription>)> = expected
+            .iter()
+            .filter(|p| !p.eligible && p.subscription.is_some())
+            .map(|p| (p.product_key.clone(), p.reason, p.subscription.clone()))
+            .collect();
+        let given: Vec<(String, i32, Option<pb::Subscription>)> = school
+            .refusals
+            .iter()
+            .map(|r| (r.product_key.clone(), r.reason, r.subscription.clone()))
+            .collect();
+        assert_eq!(given, refusals, "school {i}");
+    }
+    // The edges hold one of each refusal that has a subscription.
+    let refused: usize = compact.schools.iter().map(|s| s.refusals.len()).sum();
+    assert_eq!(refused, 4);
+}
+
+#[tokio::test]
+async fn a_change_is_answered_by_the_very_next_eligibility_call() {
+    let h = Harness::start().await;
+    let s = school(1);
+    let mut client = h.invitation();
+    let eligible = |r: &pb::CheckEligibilityResponse| r.pairs[0].eligible;
+    let before = client
+        .check_eligibility(ask(std::slice::from_ref(&s), &["sonar"], Some(t0())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!eligible(&before));
+    let created = h.create(Spec::school(&s, "sonar", t0(), None)).await;
+    let after = client
+        .check_eligibility(ask(std::slice::from_ref(&s), &["sonar"], Some(t0())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(eligible(&after), "the trust's copy in memory was dropped");
+    h.billing()
+        .cancel_subscription(pb::CancelSubscriptionRequest {
+            subscription_id: created.id,
+            cancel_time: Some(to_timestamp(t0())),
+        })
+        .await
+        .unwrap();
+    let cancelled = client
+        .check_eligibility(ask(std::slice::from_ref(&s), &["sonar"], Some(t0())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cancelled.pairs[0].reason, R::Cancelled as i32);
 }
 
 #[tokio::test]
@@ -413,6 +493,7 @@ async fn unknown_products_and_bad_ids_are_named_field_by_field() {
             seconds: 0,
             nanos: -5,
         }),
+        view: 9,
     };
     let result = h.invitation().check_eligibility(request).await;
     assert_invalid(
@@ -424,6 +505,7 @@ async fn unknown_products_and_bad_ids_are_named_field_by_field() {
             "school_product_keys[2]",
             "school_ids[2]",
             "at",
+            "view",
         ],
     );
 }
@@ -645,6 +727,7 @@ async fn the_demo_trust_answers_as_the_seed_describes() {
         school_product_keys: vec!["websites-cms".into(), "comms-hub".into(), "sonar".into()],
         school_ids: schools.clone(),
         at: None,
+        view: pb::EligibilityView::Full as i32,
     };
     let response = h
         .invitation()
@@ -691,6 +774,7 @@ async fn the_demo_trust_answers_as_the_seed_describes() {
             school_product_keys: vec!["websites-cms".into()],
             school_ids: vec![schools[0].clone(), OTHER_SCHOOL.0.into()],
             at: None,
+            view: pb::EligibilityView::Compact as i32,
         })
         .await;
     assert_invalid(status, &["school_ids[1]"]);

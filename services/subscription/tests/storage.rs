@@ -467,6 +467,61 @@ async fn the_demo_seed_is_idempotent(db: Db) {
     assert_eq!(once.len(), 2 + 5 + 4 + 2);
 }
 
+async fn every_write_to_a_trust_moves_its_revision_and_the_snapshot_holds_its_subscriptions(
+    db: Db,
+) {
+    let store = db.store.as_ref();
+    let revision = |id: &'static str| async move {
+        store
+            .trust_revisions(&[id.to_string()])
+            .await
+            .unwrap()
+            .first()
+            .map(|(_, r)| *r)
+    };
+    let empty = store.trust_snapshot(TRUST).await.unwrap();
+    assert_eq!(empty.revision, 0);
+    assert!(empty.subscriptions.is_empty());
+    assert_eq!(revision(TRUST).await, None);
+
+    let own = create(store, &subscription(TRUST, OrgKind::Trust, TRUST, "portal")).await;
+    let of_school = create(store, &school("sonar")).await;
+    create(
+        store,
+        &subscription(OTHER_TRUST, OrgKind::Trust, OTHER_TRUST, "portal"),
+    )
+    .await;
+    let after_creates = revision(TRUST).await.unwrap();
+
+    let mut cancelled = of_school.clone();
+    cancelled.status = Status::Cancelled;
+    cancelled.cancel_time = Some(t(10));
+    cancelled.version = 2;
+    assert!(store.replace_subscription(&cancelled).await.unwrap());
+    let after_replace = revision(TRUST).await.unwrap();
+    assert!(after_replace > after_creates);
+    // A refused replace (stale version) is not a write.
+    assert!(!store.replace_subscription(&cancelled).await.unwrap());
+    assert_eq!(revision(TRUST).await, Some(after_replace));
+
+    let snapshot = store.trust_snapshot(TRUST).await.unwrap();
+    assert_eq!(snapshot.revision, after_replace);
+    let mut held: Vec<Subscription> = snapshot.subscriptions;
+    held.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut expected = vec![own, cancelled];
+    expected.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        held, expected,
+        "the trust's own and its schools', no other trust's"
+    );
+
+    let both = store
+        .trust_revisions(&[TRUST.to_string(), OTHER_TRUST.to_string(), new_id()])
+        .await
+        .unwrap();
+    assert_eq!(both.len(), 2, "a trust never written has no revision");
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -506,4 +561,5 @@ conformance!(
     organisations_outside_a_trust_are_its_trust_and_other_trusts_schools,
     the_database_refuses_an_empty_period,
     the_demo_seed_is_idempotent,
+    every_write_to_a_trust_moves_its_revision_and_the_snapshot_holds_its_subscriptions,
 );

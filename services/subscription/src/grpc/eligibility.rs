@@ -1,6 +1,6 @@
 //! EligibilityService: rule R5 for the invitation service, and a school's information icon.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use portal_proto::subscription::v1 as pb;
@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::{State, caller, parse_instant, reason_to_proto, subscription_to_proto};
 use crate::access::ELIGIBILITY_READERS;
-use crate::domain::{Catalog, ProductKey, Subscription};
+use crate::domain::{Catalog, ProductKey};
 use crate::eligibility::{self, MAX_PRODUCTS, MAX_SCHOOLS, Query, SchoolRef, check_sizes};
 use crate::error::Result;
 
@@ -33,12 +33,13 @@ impl Eligibility {
         let request = request.into_inner();
         let catalog = self.state.catalog().await?;
         let query = parse_check(&request, &catalog, self.state.clock.now())?;
+        let compact = request.view == pb::EligibilityView::Compact as i32;
         self.state
             .access
             .require_reader(&principal, ELIGIBILITY_READERS, &query.trust_id)
             .await?;
-        let candidates = eligibility::load(self.state.store.as_ref(), &catalog, &query).await?;
-        let answers = eligibility::evaluate(&candidates, &catalog, &query);
+        let view = eligibility::load(&self.state.views, self.state.store.as_ref(), &query).await?;
+        let answers = eligibility::evaluate(&view, &catalog, &query);
         let trust_product = match (&query.trust_product, answers.trust) {
             (Some(key), Some(verdict)) => Some(pb::TrustProductEligibility {
                 product_key: key.clone(),
@@ -49,22 +50,54 @@ impl Eligibility {
             _ => None,
         };
         let products = query.school_products.len();
-        let pairs = answers
-            .pairs
-            .iter()
-            .enumerate()
-            .map(|(i, verdict)| pb::PairEligibility {
-                school_id: query.schools[i / products].id.clone(),
-                product_key: query.school_products[i % products].clone(),
-                eligible: verdict.eligible(),
-                reason: reason_to_proto(verdict.reason) as i32,
-                subscription: verdict.subscription.map(subscription_to_proto),
-            })
-            .collect();
+        let (pairs, schools) = if compact {
+            let schools = query
+                .schools
+                .iter()
+                .zip(answers.pairs.chunks(products.max(1)))
+                .map(|(school, verdicts)| pb::SchoolEligibility {
+                    school_id: school.id.clone(),
+                    reasons: verdicts
+                        .iter()
+                        .map(|v| reason_to_proto(v.reason) as i32)
+                        .collect(),
+                    refusals: verdicts
+                        .iter()
+                        .zip(&query.school_products)
+                        .filter_map(|(verdict, product)| {
+                            let subscription =
+                                verdict.subscription.filter(|_| !verdict.eligible())?;
+                            Some(pb::Refusal {
+                                product_key: product.clone(),
+                                reason: reason_to_proto(verdict.reason) as i32,
+                                subscription: Some(subscription_to_proto(subscription)),
+                            })
+                        })
+                        .collect(),
+                })
+                .collect();
+            (Vec::new(), schools)
+        } else {
+            let pairs = answers
+                .pairs
+                .iter()
+                .enumerate()
+                .map(|(i, verdict)| pb::PairEligibility {
+                    school_id: query.schools[i / products].id.clone(),
+                    product_key: query.school_products[i % products].clone(),
+                    eligible: verdict.eligible(),
+                    reason: reason_to_proto(verdict.reason) as i32,
+                    subscription: verdict.subscription.map(subscription_to_proto),
+                })
+                .collect();
+            (pairs, Vec::new())
+        };
         Ok(pb::CheckEligibilityResponse {
             trust_product,
             pairs,
             evaluate_time: Some(to_timestamp(query.at)),
+            school_product_keys: query.school_products,
+            schools,
         })
     }
 
@@ -93,39 +126,21 @@ impl Eligibility {
             .access
             .require_reader(&principal, ELIGIBILITY_READERS, &trust_id)
             .await?;
-        let store = self.state.store.as_ref();
-        let ids: Vec<String> = schools.iter().map(|s| s.id.clone()).collect();
-        let (checked, subscriptions) = tokio::join!(
-            eligibility::check_organizations(store, &trust_id, &schools),
-            store.subscriptions_of(&trust_id, &ids, None)
-        );
-        checked?;
-        let mut subscriptions = subscriptions?;
-        subscriptions.sort_by(|a, b| {
-            (&a.product_key, a.start_time, &a.id).cmp(&(&b.product_key, b.start_time, &b.id))
-        });
-        let mut by_school: HashMap<&str, Vec<&Subscription>> = HashMap::new();
-        for subscription in &subscriptions {
-            by_school
-                .entry(&subscription.organization_id)
-                .or_default()
-                .push(subscription);
-        }
+        let view = self.state.views.trust(&trust_id).await?;
+        eligibility::check_organizations(self.state.store.as_ref(), &view, &schools).await?;
         let school_subscriptions = schools
             .iter()
             .map(|school| pb::SchoolSubscriptions {
                 school_id: school.id.clone(),
-                subscriptions: by_school
-                    .get(school.id.as_str())
-                    .map(|subs| {
-                        subs.iter()
-                            .map(|s| pb::SubscriptionState {
-                                subscription: Some(subscription_to_proto(s)),
-                                active: s.in_force_at(at),
-                            })
-                            .collect()
+                // The view orders them by product key then start time.
+                subscriptions: view
+                    .of_organization(&school.id)
+                    .iter()
+                    .map(|s| pb::SubscriptionState {
+                        subscription: Some(subscription_to_proto(s)),
+                        active: s.in_force_at(at),
                     })
-                    .unwrap_or_default(),
+                    .collect(),
             })
             .collect();
         Ok(pb::GetSchoolSubscriptionsResponse {
@@ -140,10 +155,14 @@ fn parse_schools(raw: &[String], violations: &mut Violations) -> Vec<SchoolRef> 
     let mut seen = HashSet::with_capacity(raw.len());
     let mut schools = Vec::with_capacity(raw.len().min(MAX_SCHOOLS + 1));
     for (index, id) in raw.iter().enumerate() {
-        if let Some(id) = violations.take(format!("school_ids[{index}]"), parse_id(id))
-            && seen.insert(id.clone())
-        {
-            schools.push(SchoolRef { id, index });
+        // The field name is only built for a violation: this runs for every school asked.
+        match parse_id(id) {
+            Ok(id) => {
+                if seen.insert(id.clone()) {
+                    schools.push(SchoolRef { id, index });
+                }
+            }
+            Err(description) => violations.add(format!("school_ids[{index}]"), description),
         }
     }
     schools
@@ -218,6 +237,12 @@ fn parse_check(
     let at = violations
         .take("at", parse_instant(request.at.as_ref()))
         .flatten();
+    if pb::EligibilityView::try_from(request.view).is_err() {
+        violations.add(
+            "view",
+            format!("{} is not an EligibilityView", request.view),
+        );
+    }
     violations.finish()?;
     debug_assert!(school_products.len() <= MAX_PRODUCTS);
     match trust_id {

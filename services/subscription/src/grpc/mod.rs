@@ -18,19 +18,28 @@ use crate::domain::{
 };
 use crate::error::Result;
 use crate::store::Store;
+use crate::view::{ViewArgs, Views};
 
 /// What every RPC works with.
 pub struct State {
     pub store: Arc<dyn Store>,
     pub catalog: CatalogCache,
+    /// Each trust's subscriptions in memory, for eligibility.
+    pub views: Arc<Views>,
     pub access: Access,
     pub clock: SharedClock,
 }
 
 impl State {
-    pub fn new(store: Arc<dyn Store>, access: Access, clock: SharedClock) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        access: Access,
+        clock: SharedClock,
+        views: &ViewArgs,
+    ) -> Self {
         Self {
             catalog: CatalogCache::new(store.clone(), clock.clone()),
+            views: Arc::new(Views::new(store.clone(), views)),
             store,
             access,
             clock,

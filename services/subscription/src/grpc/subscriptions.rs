@@ -64,6 +64,7 @@ impl Subscriptions {
             .await?
         {
             CreateOutcome::Created(created) => {
+                self.state.views.invalidate(&created.trust_id);
                 tracing::info!(
                     subscription_id = %created.id,
                     trust_id = %created.trust_id,
@@ -113,6 +114,7 @@ impl Subscriptions {
                 })?;
             next.version = current.version + 1;
             if self.state.store.replace_subscription(&next).await? {
+                self.state.views.invalidate(&next.trust_id);
                 tracing::info!(subscription_id = %next.id, "subscription updated");
                 return Ok(subscription_to_proto(&next));
             }
@@ -145,6 +147,7 @@ impl Subscriptions {
                 Ok(Cancelled::Changed(mut next)) => {
                     next.version = current.version + 1;
                     if self.state.store.replace_subscription(&next).await? {
+                        self.state.views.invalidate(&next.trust_id);
                         tracing::info!(subscription_id = %next.id, "subscription cancelled");
                         return Ok(subscription_to_proto(&next));
                     }

@@ -222,6 +222,7 @@ impl Harness {
                 .as_ref()
                 .map(|_| token_file.display().to_string()),
             identity_url,
+            views: Default::default(),
         };
         let clock = ManualClock::new(t0());
         let app = Application::build(config, clock.clone()).await.unwrap();
