@@ -368,23 +368,28 @@ macro_rules! sql_store {
             async fn batch_grant(&self, batch: GrantBatch) -> Result<Vec<(Grant, GrantOutcome)>> {
                 let now = to_micros(batch.now);
                 let mut tx = Self::begin_write(&self.pool).await?;
-                let trust: Option<String> = sqlx::query_scalar("SELECT id FROM trusts WHERE id = $1")
-                    .bind(&batch.trust_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if trust.is_none() {
+                // The trust and its schools in one statement: no row means no such trust.
+                let organizations: Vec<(String, Option<String>)> = sqlx::query_as(
+                    "SELECT t.id, s.id FROM trusts t LEFT JOIN schools s ON s.trust_id = t.id \
+                     WHERE t.id = $1",
+                )
+                .bind(&batch.trust_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                if organizations.is_empty() {
                     return Err(IdentityError::TrustNotFound(batch.trust_id));
                 }
-                let schools: Vec<String> =
-                    sqlx::query_scalar("SELECT id FROM schools WHERE trust_id = $1")
-                        .bind(&batch.trust_id)
-                        .fetch_all(&mut *tx)
-                        .await?;
+                let schools: std::collections::HashSet<&str> = organizations
+                    .iter()
+                    .filter_map(|(_, school)| school.as_deref())
+                    .collect();
                 let foreign: Vec<usize> = batch
                     .specs
                     .iter()
                     .enumerate()
-                    .filter(|(_, s)| s.kind == OrgKind::School && !schools.contains(&s.organization_id))
+                    .filter(|(_, s)| {
+                        s.kind == OrgKind::School && !schools.contains(s.organization_id.as_str())
+                    })
                     .map(|(i, _)| i)
                     .collect();
                 if !foreign.is_empty() {
@@ -406,9 +411,8 @@ macro_rules! sql_store {
                     GrantStatus::Pending
                 };
 
-                let of_invitation =
-                    Self::invitation_grants(&mut tx, &batch.invitation_id).await?;
-                let held = Self::held_grants(&mut tx, &batch.email).await?;
+                let (of_invitation, held) =
+                    Self::relevant_grants(&mut tx, &batch.invitation_id, &batch.email).await?;
                 let mut results = classify_grants(&batch.specs, &of_invitation, &held);
 
                 let to_make: Vec<(usize, String)> = results
@@ -441,11 +445,16 @@ macro_rules! sql_store {
                     });
                     // A concurrent call may have made some of them meanwhile: those rows are
                     // skipped here and classified again below.
-                    query.push(" ON CONFLICT DO NOTHING");
-                    query.build().execute(&mut *tx).await?;
-                    let of_invitation =
-                        Self::invitation_grants(&mut tx, &batch.invitation_id).await?;
-                    let held = Self::held_grants(&mut tx, &batch.email).await?;
+                    query.push(" ON CONFLICT DO NOTHING RETURNING ");
+                    query.push(GRANT_COLUMNS);
+                    let rows: Vec<GrantDbRow> =
+                        query.build_query_as().fetch_all(&mut *tx).await?;
+                    let made = grants_from(rows)?;
+                    let (of_invitation, held) = if made.len() == to_make.len() {
+                        (made, Vec::new())
+                    } else {
+                        Self::relevant_grants(&mut tx, &batch.invitation_id, &batch.email).await?
+                    };
                     for (index, id) in &to_make {
                         let spec = std::slice::from_ref(&batch.specs[*index]);
                         let made = of_invitation.iter().find(|g| &g.id == id);
@@ -635,18 +644,35 @@ macro_rules! sql_store {
                 grants_from(rows)
             }
 
-            #[tracing::instrument(name = "identity.db.held_grants", skip_all, fields(otel.kind = "client", db.system = $system))]
-            async fn held_grants(
+            /// The grants of an invitation and those held by an email (not revoked), in one
+            /// statement.
+            #[tracing::instrument(name = "identity.db.relevant_grants", skip_all, fields(otel.kind = "client", db.system = $system))]
+            async fn relevant_grants(
                 tx: &mut sqlx::Transaction<'static, $db>,
+                invitation_id: &str,
                 email: &Email,
-            ) -> Result<Vec<Grant>> {
+            ) -> Result<(Vec<Grant>, Vec<Grant>)> {
                 let rows: Vec<GrantDbRow> = sqlx::query_as(&format!(
-                    "SELECT {GRANT_COLUMNS} FROM grants WHERE email = $1 AND status <> 'revoked'"
+                    "SELECT {GRANT_COLUMNS} FROM grants WHERE invitation_id = $1 \
+                     OR (email = $2 AND status <> 'revoked') ORDER BY id"
                 ))
+                .bind(invitation_id)
                 .bind(email.as_str())
                 .fetch_all(&mut **tx)
                 .await?;
-                grants_from(rows)
+                let grants = grants_from(rows)?;
+                let of_invitation = grants
+                    .iter()
+                    .filter(|g| g.invitation_id == invitation_id)
+                    .cloned()
+                    .collect();
+                let held = grants
+                    .into_iter()
+                    .filter(|g| {
+                        g.email.as_str() == email.as_str() && g.status != GrantStatus::Revoked
+                    })
+                    .collect();
+                Ok((of_invitation, held))
             }
         }
     };
