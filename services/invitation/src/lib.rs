@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::migrate::Migrator;
-use tokio::sync::Notify;
 
 use portal_proto::invitation::v1::invitation_service_server::InvitationServiceServer;
 use portal_runtime::Principal;
@@ -207,14 +206,13 @@ impl Application {
         let mailer = Mailer::new(&config.mail_from, sink)?;
         let pool = DbPool::connect_lazy(&config.database.settings())?;
         let store = store::open(&pool);
-        let outbox = Outbox {
-            store: store.clone(),
-            deps: deps.clone(),
-            clock: clock.clone(),
+        let outbox = Outbox::new(
+            store.clone(),
+            deps.clone(),
+            clock.clone(),
             mailer,
-            link_base_url: config.link_base_url.clone(),
-            wake: Arc::new(Notify::new()),
-        };
+            config.link_base_url.clone(),
+        );
         let invitations = Invitations {
             store,
             deps,

@@ -2,11 +2,11 @@
 //! claimed by one worker at a time (a lease), retried with exponential backoff, and done once.
 //! Also the expiry sweeper (R7).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use portal_proto::identity::v1 as id;
 use portal_runtime::clock::SharedClock;
@@ -31,6 +31,10 @@ pub const LEASE: Duration = Duration::from_secs(60);
 const MAX_ATTEMPTS: i32 = 25;
 /// Steps claimed per round.
 const BATCH: i64 = 32;
+/// Emails of new invitations sent at once, right after their create; more wait their turn.
+pub const INLINE_EMAILS: usize = 16;
+/// How long shutdown waits for emails being sent right after a create.
+const INLINE_EMAILS_DRAIN: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RevokePayload {
@@ -70,12 +74,50 @@ pub struct Outbox {
     pub mailer: Mailer,
     pub link_base_url: String,
     pub wake: Arc<Notify>,
+    /// Completed steps not yet recorded: they are recorded together, one statement per
+    /// outcome, by the worker's next round. Until then their lease keeps them from running
+    /// again; if the record is lost, the lease runs out and the step runs again, which every
+    /// step allows (grants and revokes are idempotent in identity; an email is at worst sent
+    /// twice, as after any crash between sending and recording it).
+    pub finished: Arc<Mutex<Vec<(String, &'static str)>>>,
+    /// Bounds the emails sent right after their create.
+    pub inline_emails: Arc<Semaphore>,
+}
+
+impl Outbox {
+    pub fn new(
+        store: Arc<dyn InvitationStore>,
+        deps: Deps,
+        clock: SharedClock,
+        mailer: Mailer,
+        link_base_url: String,
+    ) -> Self {
+        Self {
+            store,
+            deps,
+            clock,
+            mailer,
+            link_base_url,
+            wake: Arc::new(Notify::new()),
+            finished: Arc::default(),
+            inline_emails: Arc::new(Semaphore::new(INLINE_EMAILS)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Done {
     Done,
     Skipped,
+}
+
+impl Done {
+    fn outcome(self) -> &'static str {
+        match self {
+            Done::Done => "DONE",
+            Done::Skipped => "SKIPPED",
+        }
+    }
 }
 
 impl Outbox {
@@ -105,9 +147,86 @@ impl Outbox {
             .claim_step(step_id, now, now + micros(LEASE))
             .await?
         {
-            Some(step) => self.run(step).await,
+            Some(step) => {
+                let ran = self.run(step).await;
+                self.flush_finished().await?;
+                ran
+            }
             None => Ok(false),
         }
+    }
+
+    /// Notes a completed step, to be recorded with the others by [`Outbox::flush_finished`].
+    fn finish_later(&self, id: String, outcome: &'static str) {
+        self.finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((id, outcome));
+    }
+
+    /// Records every completed step noted so far: one statement per outcome. On failure the
+    /// steps stay noted for the next round.
+    pub async fn flush_finished(&self) -> Result<()> {
+        let noted = std::mem::take(&mut *self.finished.lock().unwrap_or_else(|e| e.into_inner()));
+        if noted.is_empty() {
+            return Ok(());
+        }
+        let mut outcomes: Vec<&'static str> = noted.iter().map(|(_, o)| *o).collect();
+        outcomes.sort_unstable();
+        outcomes.dedup();
+        let now = wall_now();
+        for outcome in outcomes {
+            let ids: Vec<String> = noted
+                .iter()
+                .filter(|(_, o)| *o == outcome)
+                .map(|(id, _)| id.clone())
+                .collect();
+            if let Err(error) = self.store.finish_steps(&ids, outcome, now).await {
+                self.finished
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(noted);
+                return Err(error.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the email of an invitation just created, off the reply's path: `step` was
+    /// inserted leased to this server and `token` is the link minted with the invitation
+    /// (the database holds only its hash). A failure leaves the step to the worker.
+    pub fn send_inline(
+        &self,
+        step: NewStep,
+        invitation: Invitation,
+        payload: EmailPayload,
+        token: Option<String>,
+    ) {
+        let outbox = self.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = outbox.inline_emails.clone().acquire_owned().await else {
+                return;
+            };
+            match outbox.email(&invitation, payload, &step.id, token).await {
+                Ok(done) => outbox.finish_later(step.id, done.outcome()),
+                Err(error) => {
+                    tracing::warn!(
+                        step = %step.id, error = %error,
+                        "sending the invitation email failed; the outbox will retry"
+                    );
+                    let next = wall_now() + micros(backoff(1));
+                    if let Err(error) = outbox
+                        .store
+                        .retry_step(&step.id, next, &error.to_string())
+                        .await
+                    {
+                        tracing::warn!(step = %step.id, error = %error,
+                            "releasing the email step failed; it runs when its lease ends");
+                    }
+                }
+            }
+            outbox.wake.notify_one();
+        });
     }
 
     /// Runs the grant step leased to the caller by [`Outbox::leased_step`] for the invitation
@@ -119,15 +238,8 @@ impl Outbox {
     ) -> Result<Vec<GrantedAccess>> {
         match self.grant(invitation).await {
             Ok((_, granted)) => {
-                // Recording it is off the reply's path: if it is lost, the lease runs out and
-                // the worker repeats an idempotent BatchGrant.
-                let store = self.store.clone();
-                let id = step.id.clone();
-                tokio::spawn(async move {
-                    if let Err(error) = store.finish_step(&id, "DONE", wall_now()).await {
-                        tracing::warn!(step = %id, error = %error, "recording a done step failed");
-                    }
-                });
+                // Recorded off the reply's path, with other steps, by the worker.
+                self.finish_later(step.id.clone(), "DONE");
                 Ok(granted)
             }
             Err(error) => {
@@ -149,13 +261,7 @@ impl Outbox {
     async fn run(&self, step: Step) -> Result<bool> {
         match self.execute(&step).await {
             Ok(done) => {
-                let outcome = match done {
-                    Done::Done => "DONE",
-                    Done::Skipped => "SKIPPED",
-                };
-                self.store
-                    .finish_step(&step.id, outcome, wall_now())
-                    .await?;
+                self.finish_later(step.id, done.outcome());
                 Ok(true)
             }
             Err(error) => {
@@ -165,9 +271,7 @@ impl Outbox {
                         step = %step.id, kind = step.kind.as_str(), attempts = step.attempts,
                         error = %text, "outbox step failed for good"
                     );
-                    self.store
-                        .finish_step(&step.id, "FAILED", wall_now())
-                        .await?;
+                    self.finish_later(step.id.clone(), "FAILED");
                 } else {
                     tracing::warn!(
                         step = %step.id, kind = step.kind.as_str(), attempts = step.attempts,
@@ -200,7 +304,7 @@ impl Outbox {
             StepKind::Email => {
                 let payload: EmailPayload = serde_json::from_str(&step.payload)
                     .map_err(|e| anyhow::anyhow!("email payload: {e}"))?;
-                self.email(&invitation, payload, &step.id).await
+                self.email(&invitation, payload, &step.id, None).await
             }
         }
     }
@@ -239,11 +343,14 @@ impl Outbox {
         Ok((Done::Done, granted))
     }
 
+    /// Sends an invitation's email. A sign-up link uses `token` when the invitation was
+    /// stored with it; otherwise a new link is minted and replaces the current one.
     async fn email(
         &self,
         invitation: &Invitation,
         payload: EmailPayload,
         step_id: &str,
+        token: Option<String>,
     ) -> Result<Done> {
         let content = match invitation.delivery {
             Delivery::NewProductNotice => LetterContent::NewProductNotice,
@@ -255,15 +362,21 @@ impl Outbox {
                 if invitation.status_at(now) != Status::Pending {
                     return Ok(Done::Skipped);
                 }
-                // The token exists only here and in the email: the database keeps its hash.
-                let token = new_link_token();
-                if !self
-                    .store
-                    .install_link(&invitation.id, &hash_link_token(&token), now)
-                    .await?
-                {
-                    return Ok(Done::Skipped);
-                }
+                // The token exists only in memory and in the email: the database keeps its hash.
+                let token = match token {
+                    Some(token) => token,
+                    None => {
+                        let token = new_link_token();
+                        if !self
+                            .store
+                            .install_link(&invitation.id, &hash_link_token(&token), now)
+                            .await?
+                        {
+                            return Ok(Done::Skipped);
+                        }
+                        token
+                    }
+                };
                 LetterContent::SignUp {
                     link: format!("{}?token={token}", self.link_base_url),
                     code: token,
@@ -326,6 +439,7 @@ impl Outbox {
                 let _ = self.run(step).await;
             }))
             .await;
+            self.flush_finished().await?;
             if (claimed as i64) < BATCH {
                 break;
             }
@@ -339,6 +453,11 @@ impl Outbox {
         // The sweeper runs once per interval; a wake-up (new steps) only drains the outbox.
         let mut last_sweep: Option<std::time::Instant> = None;
         loop {
+            if let Err(error) = self.flush_finished().await
+                && started
+            {
+                tracing::warn!(error = %error, "recording finished outbox steps failed");
+            }
             let round = if last_sweep.is_none_or(|at| at.elapsed() >= interval) {
                 last_sweep = Some(std::time::Instant::now());
                 self.tick().await
@@ -356,8 +475,24 @@ impl Outbox {
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
                 _ = self.wake.notified() => {}
-                _ = shutdown.wait() => return,
+                _ = shutdown.wait() => {
+                    self.finish_inline_emails().await;
+                    return;
+                }
             }
+        }
+    }
+}
+
+impl Outbox {
+    /// At shutdown: lets the emails being sent right after a create finish (for a while),
+    /// then records what completed.
+    async fn finish_inline_emails(&self) {
+        let all = u32::try_from(INLINE_EMAILS).unwrap_or(u32::MAX);
+        let _ =
+            tokio::time::timeout(INLINE_EMAILS_DRAIN, self.inline_emails.acquire_many(all)).await;
+        if let Err(error) = self.flush_finished().await {
+            tracing::warn!(error = %error, "recording finished outbox steps at shutdown failed");
         }
     }
 }

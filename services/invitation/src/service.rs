@@ -14,7 +14,7 @@ use portal_runtime::types::{Email, new_id};
 use crate::deps::{Catalogue, Deps};
 use crate::domain::{
     CreateRequest, Delivery, GrantState, GrantedAccess, Invitation, OrgKind, SkippedAccess, Status,
-    check_link, hash_link_token,
+    check_link, hash_link_token, new_link_token,
 };
 use crate::error::{InvitationError, Result};
 use crate::outbox::{EmailPayload, Outbox, REVOKE_PENDING_PAYLOAD};
@@ -218,11 +218,20 @@ impl Invitations {
                 &school_ids,
                 now,
             ),
-            self.store.find_pending(
-                trust_id,
-                &request.staff_id,
-                &request.trust_access.product_key
-            ),
+            // A real create learns this in its transaction; only a dry run asks here.
+            async {
+                if request.validate_only {
+                    self.store
+                        .find_pending(
+                            trust_id,
+                            &request.staff_id,
+                            &request.trust_access.product_key,
+                        )
+                        .await
+                } else {
+                    Ok(None)
+                }
+            },
         );
         let checked = started.elapsed();
         admin?.require()?;
@@ -347,10 +356,14 @@ impl Invitations {
             inviter_name,
             product_names,
         };
+        // The first link is minted with the invitation and stored (as its hash) in the same
+        // transaction; the token itself is only handed to the email sent after the commit.
+        let link_token = (delivery == Delivery::SignUpLink).then(new_link_token);
+        invitation.current_link_hash = link_token.as_deref().map(hash_link_token);
         let grant_step = self
             .outbox
             .leased_step(&invitation.id, StepKind::Grant, "{}".into());
-        let email_step = self.outbox.new_step(
+        let email_step = self.outbox.leased_step(
             &invitation.id,
             StepKind::Email,
             serde_json::to_string(&email_payload).map_err(anyhow::Error::from)?,
@@ -362,24 +375,27 @@ impl Invitations {
             .create(
                 &invitation,
                 request_key,
-                &[grant_step.clone(), email_step],
+                &[grant_step.clone(), email_step.clone()],
                 now,
                 crate::outbox::wall_now(),
             )
             .await?;
         let committed = started.elapsed();
-        match outcome {
+        let revokes_open = match outcome {
             // Revoke steps queued by this create are settled below with the others.
-            CreateOutcome::Created { .. } => {}
+            CreateOutcome::Created {
+                revoke_steps,
+                earlier_revokes_open,
+            } => earlier_revokes_open || !revoke_steps.is_empty(),
             CreateOutcome::Replayed { invitation_id } => return self.replay(invitation_id).await,
             CreateOutcome::PendingExists { invitation_id } => {
                 return Err(InvitationError::PendingInvitationExists { invitation_id });
             }
-        }
+        };
         // After the commit: grant inline so the reply shows what identity did. A failure
         // leaves the step to the worker; the outcome still says what will be granted. Earlier
         // invitations of the person still being revoked go first.
-        let ready = self.settle_revokes(trust_id, &request.staff_id).await;
+        let ready = !revokes_open || self.settle_revokes(trust_id, &request.staff_id).await;
         if ready {
             if let Ok(granted) = self.outbox.run_leased_grant(&grant_step, &invitation).await {
                 invitation.granted = granted;
@@ -391,6 +407,8 @@ impl Invitations {
                 .retry_step(&grant_step.id, crate::outbox::wall_now(), "deferred")
                 .await;
         }
+        self.outbox
+            .send_inline(email_step, invitation.clone(), email_payload, link_token);
         self.outbox.wake.notify_one();
         tracing::debug!(
             reads_ms = checked.as_secs_f64() * 1e3,

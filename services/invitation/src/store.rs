@@ -77,8 +77,13 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateOutcome {
     /// Stored. `revoke_steps` are steps of an expired invitation of the same staff member and
-    /// product that this create marked EXPIRED (to be run before granting again).
-    Created { revoke_steps: Vec<String> },
+    /// product that this create marked EXPIRED (to be run before granting again);
+    /// `earlier_revokes_open` says whether revokes of the staff member's earlier invitations
+    /// were still open (they too go before granting again).
+    Created {
+        revoke_steps: Vec<String>,
+        earlier_revokes_open: bool,
+    },
     /// The caller's request_id was seen before: the invitation it created.
     Replayed { invitation_id: String },
     /// A PENDING invitation of the staff member to the product exists.
@@ -247,8 +252,8 @@ pub trait InvitationStore: Send + Sync + 'static {
         lease_until: i64,
     ) -> StoreResult<Option<Step>>;
 
-    /// Marks a step done with `outcome` (`DONE`, `SKIPPED`, `FAILED`).
-    async fn finish_step(&self, id: &str, outcome: &str, wall_now: i64) -> StoreResult<()>;
+    /// Marks steps done with `outcome` (`DONE`, `SKIPPED`, `FAILED`), in one statement.
+    async fn finish_steps(&self, ids: &[String], outcome: &str, wall_now: i64) -> StoreResult<()>;
 
     /// Releases a failed step for another attempt at `next_attempt_at`.
     async fn retry_step(&self, id: &str, next_attempt_at: i64, error: &str) -> StoreResult<()>;
@@ -481,19 +486,27 @@ macro_rules! sql_store {
                         return Ok(CreateOutcome::Replayed { invitation_id });
                     }
                 }
-                let pending = sqlx::query(
-                    "SELECT id, expire_time FROM invitations WHERE trust_id = $1 \
-                     AND staff_id = $2 AND trust_product_key = $3 AND status = 'PENDING'",
+                // One statement: the pending invitation of the same person and product, if
+                // any, and whether revokes of the person's earlier invitations are open.
+                let (pending_id, pending_expire, earlier_revokes_open): (
+                    Option<String>,
+                    Option<i64>,
+                    bool,
+                ) = sqlx::query_as(
+                    "SELECT p.id, p.expire_time, EXISTS (SELECT 1 FROM outbox o \
+                     JOIN invitations i ON i.id = o.invitation_id WHERE i.trust_id = $1 \
+                     AND i.staff_id = $2 AND o.kind = 'REVOKE' AND o.done_at IS NULL) \
+                     FROM (SELECT 1 AS one) AS one LEFT JOIN invitations p ON p.trust_id = $1 \
+                     AND p.staff_id = $2 AND p.trust_product_key = $3 AND p.status = 'PENDING'",
                 )
                 .bind(&invitation.trust_id)
                 .bind(&invitation.staff_id)
                 .bind(&invitation.trust_access.product_key)
-                .fetch_optional(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await?;
                 let mut revoke_steps = Vec::new();
-                if let Some(row) = pending {
-                    let id: String = row.try_get("id")?;
-                    let expire: Option<i64> = row.try_get("expire_time")?;
+                if let Some(id) = pending_id {
+                    let expire = pending_expire;
                     if expire.is_none_or(|e| e > to_micros(now)) {
                         return Ok(CreateOutcome::PendingExists { invitation_id: id });
                     }
@@ -562,6 +575,18 @@ macro_rules! sql_store {
                     insert = insert.bind(key);
                 }
                 insert.execute(&mut *tx).await?;
+                // A link minted with the invitation goes out with its first email.
+                if let Some(hash) = &invitation.current_link_hash {
+                    sqlx::query(
+                        "INSERT INTO invitation_links (token_hash, invitation_id, create_time) \
+                         VALUES ($1, $2, $3)",
+                    )
+                    .bind(hash)
+                    .bind(&invitation.id)
+                    .bind(to_micros(now))
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 if let Some((caller, request_id)) = request {
                     sqlx::query(
                         "INSERT INTO create_requests (caller, request_id, invitation_id) \
@@ -607,7 +632,10 @@ macro_rules! sql_store {
                     insert.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
-                Ok(CreateOutcome::Created { revoke_steps })
+                Ok(CreateOutcome::Created {
+                    revoke_steps,
+                    earlier_revokes_open,
+                })
             }
 
             async fn find_pending_in(
@@ -1048,21 +1076,35 @@ macro_rules! sql_store {
                 row.as_ref().map(Self::step_from_row).transpose()
             }
 
-            #[tracing::instrument(name = "invitation.db.finish_step", skip_all, fields(otel.kind = "client", db.system = $system))]
-            async fn finish_step(&self, id: &str, outcome: &str, wall_now: i64) -> StoreResult<()> {
+            #[tracing::instrument(name = "invitation.db.finish_steps", skip_all, fields(otel.kind = "client", db.system = $system))]
+            async fn finish_steps(
+                &self,
+                ids: &[String],
+                outcome: &str,
+                wall_now: i64,
+            ) -> StoreResult<()> {
+                if ids.is_empty() {
+                    return Ok(());
+                }
                 let mut tx = self.pool.begin_with($begin).await?;
                 if !$relaxed_commit.is_empty() {
                     sqlx::query($relaxed_commit).execute(&mut *tx).await?;
                 }
-                sqlx::query(
-                    "UPDATE outbox SET done_at = $1, outcome = $2, claimed_until = 0 \
-                     WHERE id = $3 AND done_at IS NULL",
-                )
-                .bind(wall_now)
-                .bind(outcome)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+                // Bounded statements: both databases cap the number of parameters.
+                for chunk in ids.chunks(500) {
+                    let placeholders: Vec<String> =
+                        (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+                    let sql = format!(
+                        "UPDATE outbox SET done_at = $1, outcome = $2, claimed_until = 0 \
+                         WHERE id IN ({}) AND done_at IS NULL",
+                        placeholders.join(", ")
+                    );
+                    let mut update = sqlx::query(&sql).bind(wall_now).bind(outcome);
+                    for id in chunk {
+                        update = update.bind(id);
+                    }
+                    update.execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }

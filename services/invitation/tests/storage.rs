@@ -93,17 +93,22 @@ fn wall() -> i64 {
     Utc::now().timestamp_micros()
 }
 
-async fn created(store: &dyn InvitationStore, invitation: &Invitation, steps: &[NewStep]) {
+/// Creates, expecting nothing to revoke first; says whether earlier revokes were open.
+async fn created(store: &dyn InvitationStore, invitation: &Invitation, steps: &[NewStep]) -> bool {
     let outcome = store
         .create(invitation, None, steps, invitation.create_time, wall())
         .await
         .unwrap();
-    assert_eq!(
-        outcome,
+    match outcome {
         CreateOutcome::Created {
-            revoke_steps: vec![]
+            revoke_steps,
+            earlier_revokes_open,
+        } => {
+            assert_eq!(revoke_steps, Vec::<String>::new());
+            earlier_revokes_open
         }
-    );
+        other => panic!("expected a creation, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -156,7 +161,9 @@ async fn a_second_pending_invitation_for_the_same_staff_and_product_is_refused()
             .await
             .unwrap()
         {
-            CreateOutcome::Created { revoke_steps } => assert_eq!(revoke_steps.len(), 1, "{db}"),
+            CreateOutcome::Created { revoke_steps, .. } => {
+                assert_eq!(revoke_steps.len(), 1, "{db}")
+            }
             other => panic!("{db}: {other:?}"),
         }
         assert_eq!(
@@ -476,7 +483,10 @@ async fn outbox_steps_are_claimed_once_retried_later_and_revokes_wait_for_grants
                 .iter()
                 .all(|s| s.invitation_id != inv.id)
         );
-        store.finish_step(&leased.id, "DONE", t).await.unwrap();
+        store
+            .finish_steps(std::slice::from_ref(&leased.id), "DONE", t)
+            .await
+            .unwrap();
         let claimed = store.claim_due(t, t + 60_000_000, 100).await.unwrap();
         let mine: Vec<_> = claimed
             .iter()
@@ -484,7 +494,10 @@ async fn outbox_steps_are_claimed_once_retried_later_and_revokes_wait_for_grants
             .collect();
         assert_eq!(mine.len(), 1, "{db}");
         assert_eq!(mine[0].kind, StepKind::Revoke, "{db}");
-        store.finish_step(&mine[0].id, "DONE", t).await.unwrap();
+        store
+            .finish_steps(std::slice::from_ref(&mine[0].id), "DONE", t)
+            .await
+            .unwrap();
         assert!(
             store
                 .open_steps(&inv.id, StepKind::Revoke)
@@ -548,7 +561,7 @@ async fn a_new_grant_waits_for_the_revokes_of_the_same_staff_members_earlier_inv
         let now = Utc::now();
         let staff = new_id();
         let old = invitation(TRUST, &staff, "portal", now);
-        created(&*store, &old, &[]).await;
+        assert!(!created(&*store, &old, &[]).await, "{db}: nothing open yet");
         let revoke = step(&old.id, StepKind::Revoke, 0);
         store.revoke(&old.id, now, &revoke, wall()).await.unwrap();
         assert_eq!(
@@ -558,7 +571,10 @@ async fn a_new_grant_waits_for_the_revokes_of_the_same_staff_members_earlier_inv
         );
         let new = invitation(TRUST, &staff, "portal", now);
         let grant = step(&new.id, StepKind::Grant, 0);
-        created(&*store, &new, std::slice::from_ref(&grant)).await;
+        assert!(
+            created(&*store, &new, std::slice::from_ref(&grant)).await,
+            "{db}: the create reports the open revoke"
+        );
         let t = wall() + 10;
         let claimed = store.claim_due(t, t + 60_000_000, 100).await.unwrap();
         let mine: Vec<_> = claimed
@@ -567,7 +583,10 @@ async fn a_new_grant_waits_for_the_revokes_of_the_same_staff_members_earlier_inv
             .map(|s| s.kind)
             .collect();
         assert_eq!(mine, vec![StepKind::Revoke], "{db}: the grant waits");
-        store.finish_step(&revoke.id, "DONE", t).await.unwrap();
+        store
+            .finish_steps(std::slice::from_ref(&revoke.id), "DONE", t)
+            .await
+            .unwrap();
         assert!(
             store
                 .open_revokes_of_staff(TRUST, &staff)
