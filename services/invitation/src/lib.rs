@@ -245,6 +245,7 @@ impl Application {
                 .clone()
                 .work(self.worker_interval, shutdown.clone()),
         );
+        let recorder = tokio::spawn(self.outbox.clone().record_finished(shutdown.clone()));
         let spec = ServiceSpec {
             name: "invitation",
             routes: tonic::service::Routes::new(InvitationServiceServer::new(self.grpc)),
@@ -272,12 +273,15 @@ impl Application {
             spec,
             &self.server,
             self.verifier,
-            shutdown,
+            shutdown.clone(),
             metrics,
         )
         .await;
         gauge_task.abort();
         worker.abort();
+        // Emails still going out and finished steps are seen to before the pool closes.
+        shutdown.trigger();
+        let _ = recorder.await;
         self.pool.close().await;
         result
     }

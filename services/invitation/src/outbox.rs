@@ -35,6 +35,8 @@ const BATCH: i64 = 32;
 pub const INLINE_EMAILS: usize = 16;
 /// How long shutdown waits for emails being sent right after a create.
 const INLINE_EMAILS_DRAIN: Duration = Duration::from_secs(10);
+/// How long finished steps gather before they are recorded together.
+const RECORD_DELAY: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RevokePayload {
@@ -80,6 +82,8 @@ pub struct Outbox {
     /// step allows (grants and revokes are idempotent in identity; an email is at worst sent
     /// twice, as after any crash between sending and recording it).
     pub finished: Arc<Mutex<Vec<(String, &'static str)>>>,
+    /// Wakes [`Outbox::record_finished`].
+    pub record: Arc<Notify>,
     /// Bounds the emails sent right after their create.
     pub inline_emails: Arc<Semaphore>,
 }
@@ -100,6 +104,7 @@ impl Outbox {
             link_base_url,
             wake: Arc::new(Notify::new()),
             finished: Arc::default(),
+            record: Arc::new(Notify::new()),
             inline_emails: Arc::new(Semaphore::new(INLINE_EMAILS)),
         }
     }
@@ -162,6 +167,7 @@ impl Outbox {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((id, outcome));
+        self.record.notify_one();
     }
 
     /// Records every completed step noted so far: one statement per outcome. On failure the
@@ -225,7 +231,6 @@ impl Outbox {
                     }
                 }
             }
-            outbox.wake.notify_one();
         });
     }
 
@@ -475,16 +480,33 @@ impl Outbox {
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
                 _ = self.wake.notified() => {}
-                _ = shutdown.wait() => {
-                    self.finish_inline_emails().await;
-                    return;
-                }
+                _ = shutdown.wait() => return,
             }
         }
     }
 }
 
 impl Outbox {
+    /// Records finished steps shortly after they finish, many at a time, until `shutdown`;
+    /// then lets the emails being sent right after a create finish and records the rest.
+    pub async fn record_finished(self, shutdown: Shutdown) {
+        loop {
+            tokio::select! {
+                _ = self.record.notified() => {}
+                _ = shutdown.wait() => {
+                    self.finish_inline_emails().await;
+                    return;
+                }
+            }
+            tokio::time::sleep(RECORD_DELAY).await;
+            if let Err(error) = self.flush_finished().await {
+                tracing::warn!(error = %error, "recording finished outbox steps failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                self.record.notify_one();
+            }
+        }
+    }
+
     /// At shutdown: lets the emails being sent right after a create finish (for a while),
     /// then records what completed.
     async fn finish_inline_emails(&self) {

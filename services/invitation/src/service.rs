@@ -406,10 +406,11 @@ impl Invitations {
                 .store
                 .retry_step(&grant_step.id, crate::outbox::wall_now(), "deferred")
                 .await;
+            self.outbox.wake.notify_one();
         }
+        // Both steps are leased to this server: the worker need not be woken for them.
         self.outbox
             .send_inline(email_step, invitation.clone(), email_payload, link_token);
-        self.outbox.wake.notify_one();
         tracing::debug!(
             reads_ms = checked.as_secs_f64() * 1e3,
             validated_ms = validated.as_secs_f64() * 1e3,
