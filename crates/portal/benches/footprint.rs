@@ -6,12 +6,11 @@
 //! BENCH_IDLE_SECONDS (default 5).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use portal_runtime::testkit::{TestKeys, wait_for_serving};
+use portal_runtime::testkit::{TestKeys, logged_listen_address, wait_for_serving};
 
 const PORTAL: &str = env!("CARGO_BIN_EXE_portal");
 
@@ -36,23 +35,7 @@ async fn start(service: &str, dir: &Path, envs: &[(&str, String)]) -> Started {
         .stderr(Stdio::piped())
         .spawn()
         .expect("portal starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent
-                && let Ok(log) = serde_json::from_str::<serde_json::Value>(&line)
-                && log["fields"]["message"] == "gRPC server listening"
-            {
-                let addr = log["fields"]["addr"].as_str().unwrap_or_default();
-                let _ = tx.send(addr.to_string());
-                sent = true;
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
+    let addr = logged_listen_address(&mut child, Duration::from_secs(30))
         .expect("the server logs its address");
     wait_for_serving(addr.parse().unwrap(), Duration::from_secs(30))
         .await

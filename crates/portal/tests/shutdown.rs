@@ -1,14 +1,13 @@
 //! The real `portal identity` process under load: SIGTERM lets every in-flight call finish.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use portal_proto::identity::v1::SignInRequest;
 use portal_proto::identity::v1::account_service_client::AccountServiceClient;
 use portal_proto::identity::v1::directory_service_client::DirectoryServiceClient;
-use portal_runtime::testkit::{TestKeys, wait_for_serving};
+use portal_runtime::testkit::{TestKeys, logged_listen_address, wait_for_serving};
 
 const PORTAL: &str = env!("CARGO_BIN_EXE_portal");
 
@@ -28,27 +27,7 @@ fn start_identity(dir: &std::path::Path, keys: &TestKeys) -> (std::process::Chil
         .stderr(Stdio::piped())
         .spawn()
         .expect("portal starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent
-                && let Ok(log) = serde_json::from_str::<serde_json::Value>(&line)
-                && log["fields"]["message"] == "gRPC server listening"
-            {
-                let _ = tx.send(
-                    log["fields"]["addr"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
-                sent = true;
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
+    let addr = logged_listen_address(&mut child, Duration::from_secs(30))
         .expect("the server logs its address");
     (child, addr)
 }

@@ -74,3 +74,32 @@ pub async fn wait_for_serving(addr: SocketAddr, timeout: Duration) -> anyhow::Re
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The address a `portal` child process logs as "gRPC server listening" (JSON logs on its
+/// piped stderr). The rest of its stderr keeps being read, so the child never blocks on it.
+pub fn logged_listen_address(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    use std::io::{BufRead, BufReader};
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("the child's stderr is not piped"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent
+                && let Ok(log) = serde_json::from_str::<serde_json::Value>(&line)
+                && log["fields"]["message"] == "gRPC server listening"
+            {
+                let addr = log["fields"]["addr"].as_str().unwrap_or_default();
+                let _ = tx.send(addr.to_string());
+                sent = true;
+            }
+        }
+    });
+    rx.recv_timeout(timeout)
+        .map_err(|_| anyhow::anyhow!("the server did not log its address in {timeout:?}"))
+}
