@@ -514,6 +514,41 @@ async fn a_staff_member_is_found_only_in_their_own_trust() {
 }
 
 #[tokio::test]
+async fn a_staff_member_comes_with_their_account_once_they_have_signed_up() {
+    let server = start().await;
+    let token = server.invitation();
+    let get = || {
+        let mut client = server.staff(Some(&token));
+        async move {
+            client
+                .get_staff_member(pb::GetStaffMemberRequest {
+                    trust_id: TRUST_ID.into(),
+                    staff_id: STAFF[3].0.into(),
+                })
+                .await
+                .expect("get")
+                .into_inner()
+        }
+    };
+    assert_eq!(get().await.account_id, "", "not signed up yet");
+    let account = server
+        .accounts(Some(&token))
+        .register_account(pb::RegisterAccountRequest {
+            email: STAFF[3].4.to_uppercase(),
+            given_name: "Signed".into(),
+            family_name: "Up".into(),
+            password: "long enough password".into(),
+            invitation_id: "7f3c2a10-0000-4000-8000-0000000000ff".into(),
+        })
+        .await
+        .expect("register")
+        .into_inner()
+        .account
+        .expect("account");
+    assert_eq!(get().await.account_id, account.id);
+}
+
+#[tokio::test]
 async fn staff_are_filtered_by_status_name_and_email_and_paginated_in_name_order() {
     let server = start().await;
     let trust = server.new_trust("Filter Trust").await;

@@ -58,6 +58,8 @@ pub struct StaffRecord {
     pub email: String,
     pub given_name: String,
     pub active: bool,
+    /// The account registered with the staff member's email, if the person has signed up.
+    pub account_id: Option<String>,
 }
 
 /// A catalogue product.
@@ -194,7 +196,8 @@ impl Deps {
         Ok(decision)
     }
 
-    /// R2: the staff record, or None when the trust's MIS does not list it.
+    /// R2: the staff record, or None when the trust's MIS does not list it; with it, whether
+    /// the person has an account (R7/R8).
     pub async fn staff_member(
         &self,
         trust_id: &str,
@@ -209,12 +212,17 @@ impl Deps {
             })
             .await;
         match answer {
-            Ok(reply) => Ok(reply.into_inner().staff_member.map(|s| StaffRecord {
-                active: s.status == id::StaffStatus::Active as i32,
-                id: s.id,
-                email: s.email,
-                given_name: s.given_name,
-            })),
+            Ok(reply) => {
+                let reply = reply.into_inner();
+                let account_id = Some(reply.account_id).filter(|id| !id.is_empty());
+                Ok(reply.staff_member.map(|s| StaffRecord {
+                    active: s.status == id::StaffStatus::Active as i32,
+                    id: s.id,
+                    email: s.email,
+                    given_name: s.given_name,
+                    account_id,
+                }))
+            }
             Err(status) if status.code() == Code::NotFound => Ok(None),
             Err(status) => Err(remote("identity", status)),
         }

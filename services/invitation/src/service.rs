@@ -267,12 +267,11 @@ impl Invitations {
         let email = Email::parse(&staff.email)
             .map_err(|_| anyhow::anyhow!("identity returned a staff email that does not parse"))?;
         let validated = started.elapsed();
-        let (account, trust_name, inviter_name) = tokio::join!(
-            self.deps.lookup_account(email.as_str()),
+        let (trust_name, inviter_name) = tokio::join!(
             self.deps.trust_name(trust_id),
             self.deps.caller_name(account_id, bearer),
         );
-        let delivery = match account? {
+        let delivery = match staff.account_id {
             Some(_) => Delivery::NewProductNotice,
             None => Delivery::SignUpLink,
         };

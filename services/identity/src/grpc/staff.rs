@@ -295,13 +295,14 @@ impl IdentityApi {
         };
         self.require_trust_admin_or_service(&caller, &trust_id)
             .await?;
-        let member = self
+        let (member, account_id) = self
             .store()
-            .get_staff(&trust_id, &staff_id)
+            .get_staff_with_account(&trust_id, &staff_id)
             .await?
             .ok_or(IdentityError::StaffNotFound(staff_id))?;
         Ok(pb::GetStaffMemberResponse {
             staff_member: Some(staff_pb(member)),
+            account_id: account_id.unwrap_or_default(),
         })
     }
 

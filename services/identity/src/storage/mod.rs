@@ -55,6 +55,13 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<u64>;
     async fn get_staff(&self, trust_id: &str, staff_id: &str) -> Result<Option<StaffMember>>;
+    /// A staff member with the id of the account registered with their email, if any; one
+    /// query.
+    async fn get_staff_with_account(
+        &self,
+        trust_id: &str,
+        staff_id: &str,
+    ) -> Result<Option<(StaffMember, Option<String>)>>;
     /// A trust's staff ordered by (family name, given name, id), filtered, after `after`.
     async fn list_staff(
         &self,
@@ -151,6 +158,13 @@ impl From<SchoolRow> for School {
             create_time: from_micros(row.create_time),
         }
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct StaffWithAccountRow {
+    #[sqlx(flatten)]
+    staff: StaffDbRow,
+    account_id: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]

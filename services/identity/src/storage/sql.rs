@@ -11,7 +11,8 @@ use sqlx::{Database, Pool, QueryBuilder};
 
 use super::{
     ACCOUNT_COLUMNS, AccountRow, CredentialsRow, GRANT_COLUMNS, GrantDbRow, SCHOOL_COLUMNS,
-    STAFF_COLUMNS, SchoolRow, StaffDbRow, Store, TRUST_COLUMNS, TrustRow, grants_from, like_escape,
+    STAFF_COLUMNS, SchoolRow, StaffDbRow, StaffWithAccountRow, Store, TRUST_COLUMNS, TrustRow,
+    grants_from, like_escape,
 };
 use crate::domain::{
     Account, AdminGrant, ExistingStaff, Grant, GrantBatch, GrantOutcome, GrantStatus, NewAccount,
@@ -251,6 +252,28 @@ macro_rules! sql_store {
                 .fetch_optional(&self.pool)
                 .await?;
                 row.map(StaffMember::try_from).transpose()
+            }
+
+            #[tracing::instrument(name = "identity.db.get_staff_with_account", skip_all, fields(otel.kind = "client", db.system = $system))]
+            async fn get_staff_with_account(
+                &self,
+                trust_id: &str,
+                staff_id: &str,
+            ) -> Result<Option<(StaffMember, Option<String>)>> {
+                let columns: Vec<String> =
+                    STAFF_COLUMNS.split(", ").map(|c| format!("s.{}", c.trim())).collect();
+                let row: Option<StaffWithAccountRow> = sqlx::query_as(&format!(
+                    "SELECT {}, a.id AS account_id FROM staff s \
+                     LEFT JOIN accounts a ON a.email = s.email \
+                     WHERE s.id = $1 AND s.trust_id = $2",
+                    columns.join(", ")
+                ))
+                .bind(staff_id)
+                .bind(trust_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|row| Ok((StaffMember::try_from(row.staff)?, row.account_id)))
+                    .transpose()
             }
 
             #[tracing::instrument(name = "identity.db.list_staff", skip_all, fields(otel.kind = "client", db.system = $system))]
