@@ -601,3 +601,40 @@ async fn a_new_grant_waits_for_the_revokes_of_the_same_staff_members_earlier_inv
         );
     }
 }
+
+#[tokio::test]
+async fn a_link_stored_with_its_invitation_is_found_by_its_hash() {
+    for (db, store, _dir) in stores().await {
+        let now = Utc::now();
+        let mut inv = invitation(TRUST, &new_id(), "portal", now);
+        let hash = format!("hash-{}", new_id());
+        inv.current_link_hash = Some(hash.clone());
+        created(&*store, &inv, &[]).await;
+        let found = store.find_link(&hash).await.unwrap();
+        assert_eq!(found.map(|i| i.id), Some(inv.id.clone()), "{db}");
+        assert!(store.find_link("another").await.unwrap().is_none(), "{db}");
+    }
+}
+
+#[tokio::test]
+async fn finished_steps_are_recorded_together_and_never_run_again() {
+    for (db, store, _dir) in stores().await {
+        let now = Utc::now();
+        let inv = invitation(TRUST, &new_id(), "portal", now);
+        let steps: Vec<NewStep> = (0..3).map(|_| step(&inv.id, StepKind::Email, 0)).collect();
+        created(&*store, &inv, &steps).await;
+        let ids: Vec<String> = steps.iter().map(|s| s.id.clone()).collect();
+        let t = wall() + 10;
+        store.finish_steps(&ids[..2], "DONE", t).await.unwrap();
+        store.finish_steps(&[], "DONE", t).await.unwrap();
+        let due: Vec<String> = store
+            .claim_due(t, t + 60_000_000, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.invitation_id == inv.id)
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(due, vec![ids[2].clone()], "{db}: only the unfinished one");
+    }
+}
