@@ -10,6 +10,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+/// A pooled PostgreSQL connection idle this long is pinged before it is handed out.
+const PING_IDLE_AFTER: Duration = Duration::from_secs(10);
+
 /// A service's connection pool: SQLite (embedded default) or PostgreSQL (production).
 #[derive(Debug, Clone)]
 pub enum DbPool {
@@ -71,7 +74,10 @@ impl DbPool {
                     .idle_timeout(None)
                     .max_lifetime(None)
             } else {
-                SqlitePoolOptions::new().max_connections(settings.max_connections.min(8))
+                // A connection to a local file cannot drop like a socket: no ping on acquire.
+                SqlitePoolOptions::new()
+                    .max_connections(settings.max_connections.min(8))
+                    .test_before_acquire(false)
             };
             Ok(DbPool::Sqlite(
                 pool_options
@@ -85,6 +91,18 @@ impl DbPool {
                 PgPoolOptions::new()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(settings.acquire_timeout)
+                    // sqlx pings every connection it hands out by default: a round trip per
+                    // acquire. Only a connection left idle a while is worth checking; one in
+                    // steady use has just proved itself.
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PING_IDLE_AFTER {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect_lazy_with(options),
             ))
         } else {

@@ -48,6 +48,25 @@ fn client(addr: std::net::SocketAddr, token: &str) -> Authed {
     InterceptedService::new(channel, BearerToken::new(token).unwrap())
 }
 
+/// Schemas this run made, dropped at its end.
+static SCHEMAS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+async fn drop_schemas(base: &str) {
+    let schemas = std::mem::take(&mut *SCHEMAS.lock().unwrap());
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(base)
+        .await
+        .unwrap();
+    for schema in schemas {
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+}
+
 async fn fresh_schema(base: &str) -> String {
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
@@ -61,7 +80,9 @@ async fn fresh_schema(base: &str) -> String {
         .unwrap();
     pool.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options[search_path]={schema}")
+    let url = format!("{base}{sep}options[search_path]={schema}");
+    SCHEMAS.lock().unwrap().push(schema);
+    url
 }
 
 fn database(url: String) -> DatabaseArgs {
@@ -487,6 +508,7 @@ async fn main() {
         }
         None => println!("pgbench figure unavailable"),
     }
+    drop_schemas(&base).await;
 }
 
 /// Times each call a create makes to identity and subscription, one at a time.

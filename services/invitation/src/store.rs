@@ -316,6 +316,33 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> StoreRes
     serde_json::from_str(text).map_err(|_| decode_err(what))
 }
 
+/// Binds the twenty columns of an invitation row, as $1..$20 in table order.
+macro_rules! bind_invitation_columns {
+    ($query:expr, $invitation:expr) => {
+        $query
+            .bind(&$invitation.id)
+            .bind(&$invitation.trust_id)
+            .bind(&$invitation.trust_name)
+            .bind(&$invitation.staff_id)
+            .bind($invitation.staff_email.as_str())
+            .bind(&$invitation.staff_given_name)
+            .bind(&$invitation.inviter_account_id)
+            .bind(&$invitation.trust_access.product_key)
+            .bind(&$invitation.trust_access.role_key)
+            .bind($invitation.school_access.as_ref().map(json))
+            .bind($invitation.status.as_str())
+            .bind($invitation.delivery.as_str())
+            .bind(json(&$invitation.granted))
+            .bind(json(&$invitation.skipped))
+            .bind($invitation.expire_time.map(to_micros))
+            .bind($invitation.current_link_hash.as_deref())
+            .bind($invitation.accepting)
+            .bind($invitation.account_id.as_deref())
+            .bind(to_micros($invitation.create_time))
+            .bind(to_micros($invitation.update_time))
+    };
+}
+
 /// The columns of an invitation row, decoded the same way for both databases.
 struct RawInvitation {
     id: String,
@@ -472,6 +499,12 @@ macro_rules! sql_store {
                 now: DateTime<Utc>,
                 wall_now: i64,
             ) -> StoreResult<CreateOutcome> {
+                if let Some(outcome) = self
+                    .create_in_one_statement(invitation, request, steps, now, wall_now)
+                    .await?
+                {
+                    return Ok(outcome);
+                }
                 let mut tx = self.pool.begin_with($begin).await?;
                 if let Some((caller, request_id)) = request {
                     let seen: Option<String> = sqlx::query_scalar(
@@ -529,34 +562,15 @@ macro_rules! sql_store {
                     Self::insert_step(&mut *tx, &step, wall_now).await?;
                     revoke_steps.push(step.id);
                 }
-                sqlx::query(
+                let insert = sqlx::query(
                     "INSERT INTO invitations (id, trust_id, trust_name, staff_id, staff_email, \
                      staff_given_name, inviter_account_id, trust_product_key, trust_role_key, \
                      school_access, status, delivery, granted, skipped, expire_time, \
                      current_link_hash, accepting, account_id, create_time, update_time) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
                      $15, $16, $17, $18, $19, $20)",
-                )
-                .bind(&invitation.id)
-                .bind(&invitation.trust_id)
-                .bind(&invitation.trust_name)
-                .bind(&invitation.staff_id)
-                .bind(invitation.staff_email.as_str())
-                .bind(&invitation.staff_given_name)
-                .bind(&invitation.inviter_account_id)
-                .bind(&invitation.trust_access.product_key)
-                .bind(&invitation.trust_access.role_key)
-                .bind(invitation.school_access.as_ref().map(json))
-                .bind(invitation.status.as_str())
-                .bind(invitation.delivery.as_str())
-                .bind(json(&invitation.granted))
-                .bind(json(&invitation.skipped))
-                .bind(invitation.expire_time.map(to_micros))
-                .bind(invitation.current_link_hash.as_deref())
-                .bind(invitation.accepting)
-                .bind(invitation.account_id.as_deref())
-                .bind(to_micros(invitation.create_time))
-                .bind(to_micros(invitation.update_time))
+                );
+                bind_invitation_columns!(insert, invitation)
                 .execute(&mut *tx)
                 .await?;
                 let keys = invitation.product_keys();
@@ -1169,6 +1183,97 @@ macro_rules! sql_store {
             }
         }
     };
+}
+
+impl SqlStore<sqlx::Sqlite> {
+    /// SQLite runs in the process: its create transaction costs no round trips to save.
+    async fn create_in_one_statement(
+        &self,
+        _invitation: &Invitation,
+        _request: Option<(&str, &str)>,
+        _steps: &[NewStep],
+        _now: DateTime<Utc>,
+        _wall_now: i64,
+    ) -> StoreResult<Option<CreateOutcome>> {
+        Ok(None)
+    }
+}
+
+impl SqlStore<sqlx::Postgres> {
+    /// The usual create as one statement, so one round trip and one commit: the request id
+    /// and pending checks, and every insert, conditional on both. `None` when a PENDING
+    /// invitation of the person and product has passed its expiry but is not yet swept: the
+    /// transaction expires it first.
+    async fn create_in_one_statement(
+        &self,
+        invitation: &Invitation,
+        request: Option<(&str, &str)>,
+        steps: &[NewStep],
+        now: DateTime<Utc>,
+        wall_now: i64,
+    ) -> StoreResult<Option<CreateOutcome>> {
+        const SQL: &str = "WITH pending AS (SELECT id, expire_time FROM invitations \
+             WHERE trust_id = $2 AND staff_id = $4 AND trust_product_key = $8 \
+             AND status = 'PENDING'), \
+             seen AS (SELECT invitation_id FROM create_requests \
+             WHERE caller = $21 AND request_id = $22), \
+             inv AS (INSERT INTO invitations (id, trust_id, trust_name, staff_id, staff_email, \
+             staff_given_name, inviter_account_id, trust_product_key, trust_role_key, \
+             school_access, status, delivery, granted, skipped, expire_time, \
+             current_link_hash, accepting, account_id, create_time, update_time) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18, $19, $20 \
+             WHERE NOT EXISTS (SELECT 1 FROM pending) AND NOT EXISTS (SELECT 1 FROM seen) \
+             RETURNING id), \
+             products AS (INSERT INTO invitation_products (invitation_id, trust_id, product_key) \
+             SELECT inv.id, $2, k FROM inv, unnest($23::text[]) AS k), \
+             link AS (INSERT INTO invitation_links (token_hash, invitation_id, create_time) \
+             SELECT $16, inv.id, $19 FROM inv WHERE $16::text IS NOT NULL), \
+             request AS (INSERT INTO create_requests (caller, request_id, invitation_id) \
+             SELECT $21, $22, inv.id FROM inv WHERE $21::text IS NOT NULL), \
+             steps AS (INSERT INTO outbox (id, invitation_id, kind, payload, attempts, \
+             next_attempt_at, claimed_until, create_time) \
+             SELECT s.id, inv.id, s.kind, s.payload, 0, $28, s.claimed_until, $28 \
+             FROM inv, unnest($24::text[], $25::text[], $26::text[], $27::int8[]) \
+             AS s (id, kind, payload, claimed_until)) \
+             SELECT (SELECT id FROM pending LIMIT 1), \
+             (SELECT expire_time FROM pending LIMIT 1), \
+             (SELECT invitation_id FROM seen), \
+             EXISTS (SELECT 1 FROM outbox o JOIN invitations i ON i.id = o.invitation_id \
+             WHERE i.trust_id = $2 AND i.staff_id = $4 AND o.kind = 'REVOKE' \
+             AND o.done_at IS NULL)";
+        debug_assert!(steps.iter().all(|s| s.invitation_id == invitation.id));
+        let (caller, request_id) = request.unzip();
+        let (pending_id, pending_expire, replayed, earlier_revokes_open): (
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            bool,
+        ) = bind_invitation_columns!(sqlx::query_as(SQL), invitation)
+            .bind(caller)
+            .bind(request_id)
+            .bind(invitation.product_keys())
+            .bind(steps.iter().map(|s| s.id.clone()).collect::<Vec<_>>())
+            .bind(steps.iter().map(|s| s.kind.as_str()).collect::<Vec<_>>())
+            .bind(steps.iter().map(|s| s.payload.clone()).collect::<Vec<_>>())
+            .bind(steps.iter().map(|s| s.claimed_until).collect::<Vec<_>>())
+            .bind(wall_now)
+            .fetch_one(&self.pool)
+            .await?;
+        if let Some(invitation_id) = replayed {
+            return Ok(Some(CreateOutcome::Replayed { invitation_id }));
+        }
+        match pending_id {
+            None => Ok(Some(CreateOutcome::Created {
+                revoke_steps: Vec::new(),
+                earlier_revokes_open,
+            })),
+            Some(id) if pending_expire.is_none_or(|e| e > to_micros(now)) => {
+                Ok(Some(CreateOutcome::PendingExists { invitation_id: id }))
+            }
+            Some(_) => Ok(None),
+        }
+    }
 }
 
 sql_store!(

@@ -15,8 +15,11 @@ fn column(rows: &[StaffRow], field: impl Fn(&StaffRow) -> &String) -> Vec<&str> 
 }
 
 impl SqlStore<Postgres> {
-    /// Locks the trust row, serialising syncs of one trust across replicas.
-    pub(super) const LOCK_TRUST: &'static str = "SELECT id FROM trusts WHERE id = $1 FOR UPDATE";
+    /// Locks the trust row, serialising syncs of one trust across replicas. NO KEY UPDATE, so
+    /// that the key-share locks of rows inserted meanwhile under the trust (grants, for a
+    /// start) do not wait for a long sync to commit.
+    pub(super) const LOCK_TRUST: &'static str =
+        "SELECT id FROM trusts WHERE id = $1 FOR NO KEY UPDATE";
 
     pub(super) async fn begin_write(
         pool: &PgPool,

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use portal_runtime::clock::to_micros;
+use portal_runtime::clock::{from_micros, to_micros};
 use portal_runtime::db::is_unique_violation;
 use portal_runtime::demo::PORTAL_PRODUCT;
 use portal_runtime::types::{Email, new_id};
@@ -30,6 +30,18 @@ impl<DB: Database> SqlStore<DB> {
     pub fn new(pool: Pool<DB>) -> Self {
         Self { pool }
     }
+}
+
+/// Every grant of a batch with its outcome, or an internal error if one was left undecided.
+fn all_settled(results: Vec<Option<(Grant, GrantOutcome)>>) -> Result<Vec<(Grant, GrantOutcome)>> {
+    results
+        .into_iter()
+        .map(|r| {
+            r.ok_or_else(|| {
+                IdentityError::Internal(anyhow::anyhow!("a grant was neither made nor found"))
+            })
+        })
+        .collect()
 }
 
 macro_rules! sql_store {
@@ -389,117 +401,146 @@ macro_rules! sql_store {
 
             #[tracing::instrument(name = "identity.db.batch_grant", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn batch_grant(&self, batch: GrantBatch) -> Result<Vec<(Grant, GrantOutcome)>> {
-                let now = to_micros(batch.now);
-                let mut tx = Self::begin_write(&self.pool).await?;
-                // The trust and its schools in one statement: no row means no such trust.
-                let organizations: Vec<(String, Option<String>)> = sqlx::query_as(
-                    "SELECT t.id, s.id FROM trusts t LEFT JOIN schools s ON s.trust_id = t.id \
-                     WHERE t.id = $1",
-                )
-                .bind(&batch.trust_id)
-                .fetch_all(&mut *tx)
-                .await?;
-                if organizations.is_empty() {
-                    return Err(IdentityError::TrustNotFound(batch.trust_id));
-                }
-                let schools: std::collections::HashSet<&str> = organizations
-                    .iter()
-                    .filter_map(|(_, school)| school.as_deref())
-                    .collect();
-                let foreign: Vec<usize> = batch
-                    .specs
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| {
-                        s.kind == OrgKind::School && !schools.contains(s.organization_id.as_str())
-                    })
-                    .map(|(i, _)| i)
-                    .collect();
-                if !foreign.is_empty() {
-                    return Err(IdentityError::ForeignOrganizations(foreign));
-                }
+                // Fast path, one statement: every grant inserted at once, guarded so nothing is
+                // written unless the trust exists and every school is one of its own. Grants
+                // the invitation or the person already hold are left out by the unique indices
+                // and classified afterwards; only an answer that is not plain goes to the
+                // transaction below.
                 let account_id: Option<String> = if batch.activate {
                     let id: Option<String> =
                         sqlx::query_scalar("SELECT id FROM accounts WHERE email = $1")
                             .bind(batch.email.as_str())
-                            .fetch_optional(&mut *tx)
+                            .fetch_optional(&self.pool)
                             .await?;
                     Some(id.ok_or(IdentityError::NoAccountForEmail)?)
                 } else {
                     None
                 };
+                if batch.specs.is_empty() {
+                    return self.batch_grant_in_tx(batch).await;
+                }
                 let status = if batch.activate {
                     GrantStatus::Active
                 } else {
                     GrantStatus::Pending
                 };
-
-                let (of_invitation, held) =
-                    Self::relevant_grants(&mut tx, &batch.invitation_id, &batch.email).await?;
-                let mut results = classify_grants(&batch.specs, &of_invitation, &held);
-
-                let to_make: Vec<(usize, String)> = results
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, r)| r.is_none())
-                    .map(|(i, _)| (i, new_id()))
+                let now = to_micros(batch.now);
+                let ids: Vec<String> = batch.specs.iter().map(|_| new_id()).collect();
+                let mut query = QueryBuilder::<$db>::new(
+                    "WITH v (id, kind, org, product, role) AS (",
+                );
+                query.push_values(batch.specs.iter().zip(&ids), |mut row, (spec, id)| {
+                    row.push_bind(id.clone())
+                        .push_bind(spec.kind.as_str())
+                        .push_bind(spec.organization_id.clone())
+                        .push_bind(spec.product_key.clone())
+                        .push_bind(spec.role_key.clone());
+                });
+                query.push(
+                    ") INSERT INTO grants (id, invitation_id, trust_id, organization_kind, \
+                     organization_id, product_key, role_key, email, staff_id, account_id, \
+                     status, create_time, update_time) SELECT v.id, ",
+                );
+                query
+                    .push_bind(batch.invitation_id.clone())
+                    .push(", ")
+                    .push_bind(batch.trust_id.clone())
+                    .push(", v.kind, v.org, v.product, v.role, ")
+                    .push_bind(batch.email.as_str().to_string())
+                    .push(", ")
+                    .push_bind(batch.staff_id.clone())
+                    .push(", ")
+                    .push_bind(account_id.clone())
+                    .push(", ")
+                    .push_bind(status.as_str())
+                    .push(", ")
+                    .push_bind(now)
+                    .push(", ")
+                    .push_bind(now)
+                    .push(" FROM v WHERE EXISTS (SELECT 1 FROM trusts t WHERE t.id = ")
+                    .push_bind(batch.trust_id.clone())
+                    .push(") AND NOT EXISTS (SELECT 1 FROM v f WHERE f.kind = ")
+                    .push_bind(OrgKind::School.as_str())
+                    .push(
+                        " AND NOT EXISTS (SELECT 1 FROM schools s WHERE s.id = f.org \
+                         AND s.trust_id = ",
+                    )
+                    .push_bind(batch.trust_id.clone())
+                    .push(")) ON CONFLICT DO NOTHING RETURNING id");
+                let inserted: std::collections::HashSet<String> = query
+                    .build_query_scalar::<String>()
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
                     .collect();
-                if !to_make.is_empty() {
-                    let mut query = QueryBuilder::<$db>::new(
-                        "INSERT INTO grants (id, invitation_id, trust_id, organization_kind, \
-                         organization_id, product_key, role_key, email, staff_id, account_id, \
-                         status, create_time, update_time) ",
-                    );
-                    query.push_values(&to_make, |mut row, (index, id)| {
-                        let spec = &batch.specs[*index];
-                        row.push_bind(id.clone())
-                            .push_bind(batch.invitation_id.clone())
-                            .push_bind(batch.trust_id.clone())
-                            .push_bind(spec.kind.as_str())
-                            .push_bind(spec.organization_id.clone())
-                            .push_bind(spec.product_key.clone())
-                            .push_bind(spec.role_key.clone())
-                            .push_bind(batch.email.as_str().to_string())
-                            .push_bind(batch.staff_id.clone())
-                            .push_bind(account_id.clone())
-                            .push_bind(status.as_str())
-                            .push_bind(now)
-                            .push_bind(now);
-                    });
-                    // A concurrent call may have made some of them meanwhile: those rows are
-                    // skipped here and classified again below.
-                    query.push(" ON CONFLICT DO NOTHING RETURNING ");
-                    query.push(GRANT_COLUMNS);
-                    let rows: Vec<GrantDbRow> =
-                        query.build_query_as().fetch_all(&mut *tx).await?;
-                    let made = grants_from(rows)?;
-                    let (of_invitation, held) = if made.len() == to_make.len() {
-                        (made, Vec::new())
-                    } else {
-                        Self::relevant_grants(&mut tx, &batch.invitation_id, &batch.email).await?
-                    };
-                    for (index, id) in &to_make {
-                        let spec = std::slice::from_ref(&batch.specs[*index]);
-                        let made = of_invitation.iter().find(|g| &g.id == id);
-                        results[*index] = match made {
-                            Some(grant) => Some((grant.clone(), GrantOutcome::Created)),
-                            None => classify_grants(spec, &of_invitation, &held)
-                                .pop()
-                                .flatten(),
-                        };
+                // The rows are what was bound: no need to read them back.
+                let made: Vec<Grant> = batch
+                    .specs
+                    .iter()
+                    .zip(&ids)
+                    .filter(|(_, id)| inserted.contains(id.as_str()))
+                    .map(|(spec, id)| Grant {
+                        id: id.clone(),
+                        invitation_id: batch.invitation_id.clone(),
+                        trust_id: batch.trust_id.clone(),
+                        kind: spec.kind,
+                        organization_id: spec.organization_id.clone(),
+                        product_key: spec.product_key.clone(),
+                        role_key: spec.role_key.clone(),
+                        email: batch.email.clone(),
+                        account_id: account_id.clone(),
+                        status,
+                        create_time: from_micros(now),
+                        update_time: from_micros(now),
+                    })
+                    .collect();
+                if made.len() == batch.specs.len() {
+                    return Ok(made.into_iter().map(|g| (g, GrantOutcome::Created)).collect());
+                }
+                if made.is_empty() {
+                    // Nothing written: the transaction decides every grant (already held,
+                    // already granted, an unknown trust or a foreign school).
+                    return self.batch_grant_in_tx(batch).await;
+                }
+                // Some made, the rest held already: classify the rest on a fresh read.
+                let mut results: Vec<Option<(Grant, GrantOutcome)>> =
+                    vec![None; batch.specs.len()];
+                for (index, id) in ids.iter().enumerate() {
+                    if let Some(grant) = made.iter().find(|g| &g.id == id) {
+                        results[index] = Some((grant.clone(), GrantOutcome::Created));
                     }
                 }
-                tx.commit().await?;
-                results
-                    .into_iter()
-                    .map(|r| {
-                        r.ok_or_else(|| {
-                            IdentityError::Internal(anyhow::anyhow!(
-                                "a grant was neither made nor found"
-                            ))
-                        })
-                    })
-                    .collect()
+                let mut conn = self.pool.acquire().await?;
+                let rest: Vec<usize> = (0..batch.specs.len())
+                    .filter(|i| results[*i].is_none())
+                    .collect();
+                let (of_invitation, held) = Self::relevant_grants(
+                    &mut conn,
+                    &batch.invitation_id,
+                    &batch.email,
+                )
+                .await?;
+                drop(conn);
+                let mut unsettled = Vec::new();
+                for index in rest {
+                    let spec = std::slice::from_ref(&batch.specs[index]);
+                    match classify_grants(spec, &of_invitation, &held).pop().flatten() {
+                        Some(settled) => results[index] = Some(settled),
+                        None => unsettled.push(index),
+                    }
+                }
+                if !unsettled.is_empty() {
+                    // Freed meanwhile (a concurrent revoke): the transaction makes them.
+                    let retry = GrantBatch {
+                        specs: unsettled.iter().map(|i| batch.specs[*i].clone()).collect(),
+                        ..batch.clone()
+                    };
+                    let retried = self.batch_grant_in_tx(retry).await?;
+                    for (index, result) in unsettled.into_iter().zip(retried) {
+                        results[index] = Some(result);
+                    }
+                }
+                all_settled(results)
             }
 
             #[tracing::instrument(name = "identity.db.activate_grants", skip_all, fields(otel.kind = "client", db.system = $system))]
@@ -670,8 +711,118 @@ macro_rules! sql_store {
             /// The grants of an invitation and those held by an email (not revoked), in one
             /// statement.
             #[tracing::instrument(name = "identity.db.relevant_grants", skip_all, fields(otel.kind = "client", db.system = $system))]
+            /// BatchGrant in one transaction: the organisations checked, the relevant grants
+            /// read and classified, the missing ones inserted.
+            async fn batch_grant_in_tx(
+                &self,
+                batch: GrantBatch,
+            ) -> Result<Vec<(Grant, GrantOutcome)>> {
+                let now = to_micros(batch.now);
+                let mut tx = Self::begin_write(&self.pool).await?;
+                // The trust and its schools in one statement: no row means no such trust.
+                let organizations: Vec<(String, Option<String>)> = sqlx::query_as(
+                    "SELECT t.id, s.id FROM trusts t LEFT JOIN schools s ON s.trust_id = t.id \
+                     WHERE t.id = $1",
+                )
+                .bind(&batch.trust_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                if organizations.is_empty() {
+                    return Err(IdentityError::TrustNotFound(batch.trust_id));
+                }
+                let schools: std::collections::HashSet<&str> = organizations
+                    .iter()
+                    .filter_map(|(_, school)| school.as_deref())
+                    .collect();
+                let foreign: Vec<usize> = batch
+                    .specs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| {
+                        s.kind == OrgKind::School && !schools.contains(s.organization_id.as_str())
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+                if !foreign.is_empty() {
+                    return Err(IdentityError::ForeignOrganizations(foreign));
+                }
+                let account_id: Option<String> = if batch.activate {
+                    let id: Option<String> =
+                        sqlx::query_scalar("SELECT id FROM accounts WHERE email = $1")
+                            .bind(batch.email.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    Some(id.ok_or(IdentityError::NoAccountForEmail)?)
+                } else {
+                    None
+                };
+                let status = if batch.activate {
+                    GrantStatus::Active
+                } else {
+                    GrantStatus::Pending
+                };
+
+                let (of_invitation, held) =
+                    Self::relevant_grants(&mut *tx, &batch.invitation_id, &batch.email).await?;
+                let mut results = classify_grants(&batch.specs, &of_invitation, &held);
+
+                let to_make: Vec<(usize, String)> = results
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.is_none())
+                    .map(|(i, _)| (i, new_id()))
+                    .collect();
+                if !to_make.is_empty() {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "INSERT INTO grants (id, invitation_id, trust_id, organization_kind, \
+                         organization_id, product_key, role_key, email, staff_id, account_id, \
+                         status, create_time, update_time) ",
+                    );
+                    query.push_values(&to_make, |mut row, (index, id)| {
+                        let spec = &batch.specs[*index];
+                        row.push_bind(id.clone())
+                            .push_bind(batch.invitation_id.clone())
+                            .push_bind(batch.trust_id.clone())
+                            .push_bind(spec.kind.as_str())
+                            .push_bind(spec.organization_id.clone())
+                            .push_bind(spec.product_key.clone())
+                            .push_bind(spec.role_key.clone())
+                            .push_bind(batch.email.as_str().to_string())
+                            .push_bind(batch.staff_id.clone())
+                            .push_bind(account_id.clone())
+                            .push_bind(status.as_str())
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    // A concurrent call may have made some of them meanwhile: those rows are
+                    // skipped here and classified again below.
+                    query.push(" ON CONFLICT DO NOTHING RETURNING ");
+                    query.push(GRANT_COLUMNS);
+                    let rows: Vec<GrantDbRow> =
+                        query.build_query_as().fetch_all(&mut *tx).await?;
+                    let made = grants_from(rows)?;
+                    let (of_invitation, held) = if made.len() == to_make.len() {
+                        (made, Vec::new())
+                    } else {
+                        Self::relevant_grants(&mut *tx, &batch.invitation_id, &batch.email).await?
+                    };
+                    for (index, id) in &to_make {
+                        let spec = std::slice::from_ref(&batch.specs[*index]);
+                        let made = of_invitation.iter().find(|g| &g.id == id);
+                        results[*index] = match made {
+                            Some(grant) => Some((grant.clone(), GrantOutcome::Created)),
+                            None => classify_grants(spec, &of_invitation, &held)
+                                .pop()
+                                .flatten(),
+                        };
+                    }
+                }
+                tx.commit().await?;
+                all_settled(results)
+            }
+
             async fn relevant_grants(
-                tx: &mut sqlx::Transaction<'static, $db>,
+                conn: &mut <$db as Database>::Connection,
                 invitation_id: &str,
                 email: &Email,
             ) -> Result<(Vec<Grant>, Vec<Grant>)> {
@@ -681,7 +832,7 @@ macro_rules! sql_store {
                 ))
                 .bind(invitation_id)
                 .bind(email.as_str())
-                .fetch_all(&mut **tx)
+                .fetch_all(&mut *conn)
                 .await?;
                 let grants = grants_from(rows)?;
                 let of_invitation = grants
