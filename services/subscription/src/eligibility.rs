@@ -23,8 +23,17 @@ pub const MAX_PRODUCTS: usize = 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchoolRef {
     pub id: String,
+    /// The id's [`portal_runtime::types::id_key`].
+    pub key: u128,
     /// Index in the request's `school_ids`.
     pub index: usize,
+}
+
+impl SchoolRef {
+    pub fn new(id: String, index: usize) -> Self {
+        let key = portal_runtime::types::id_key(&id);
+        Self { id, key, index }
+    }
 }
 
 /// A parsed CheckEligibility request: every key is in the catalogue, sets are distinct and
@@ -130,16 +139,37 @@ pub fn evaluate<'a>(view: &'a TrustView, catalog: &Catalog, query: &Query) -> Ev
         scope_refusal(product, Scope::Trust)
             .unwrap_or_else(|| verdict(view.of_organization(&query.trust_id), product))
     });
-    let products: Vec<(&str, Option<Verdict<'a>>)> = query
+    // Each school's answers start as "no subscription" (or the product's scope refusal);
+    // one pass over the school's subscriptions, grouped by product, fills in the rest.
+    let blank: Vec<Verdict<'a>> = query
         .school_products
         .iter()
-        .map(|product| (product.as_str(), scope_refusal(product, Scope::School)))
+        .map(|product| {
+            scope_refusal(product, Scope::School)
+                .unwrap_or(Verdict::refused(Reason::NoSubscription))
+        })
         .collect();
-    let mut pairs = Vec::with_capacity(query.schools.len() * products.len());
+    let asked: Vec<Option<&str>> = query
+        .school_products
+        .iter()
+        .map(|product| {
+            scope_refusal(product, Scope::School)
+                .is_none()
+                .then_some(product.as_str())
+        })
+        .collect();
+    let mut pairs = Vec::with_capacity(query.schools.len() * blank.len());
     for school in &query.schools {
-        let held = view.of_organization(&school.id);
-        for (product, refusal) in &products {
-            pairs.push(refusal.unwrap_or_else(|| verdict(held, product)));
+        let row = pairs.len();
+        pairs.extend_from_slice(&blank);
+        for group in view
+            .of_key(school.key)
+            .chunk_by(|a, b| a.product_key == b.product_key)
+        {
+            let product = group[0].product_key.as_str();
+            if let Some(column) = asked.iter().position(|p| *p == Some(product)) {
+                pairs[row + column] = decide(group, query.at);
+            }
         }
     }
     Evaluation { trust, pairs }

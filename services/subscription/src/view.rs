@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use portal_runtime::config::parse_duration;
 use portal_runtime::server::Shutdown;
+use portal_runtime::types::{IdMap, id_key};
 use tokio::sync::OnceCell;
 
 use crate::domain::Subscription;
@@ -55,8 +56,8 @@ pub struct TrustView {
     pub revision: i64,
     /// Ordered by (organisation, product, start time, id).
     subscriptions: Vec<Subscription>,
-    /// Organisation id -> its slice of `subscriptions`.
-    by_organization: HashMap<String, Range<usize>>,
+    /// Organisation id (its [`id_key`]) -> its slice of `subscriptions`.
+    by_organization: IdMap<Range<usize>>,
 }
 
 impl TrustView {
@@ -71,13 +72,13 @@ impl TrustView {
                 &b.id,
             ))
         });
-        let mut by_organization: HashMap<String, Range<usize>> = HashMap::new();
+        let mut by_organization: IdMap<Range<usize>> = IdMap::default();
         let mut start = 0;
         for end in 1..=subscriptions.len() {
             if end == subscriptions.len()
                 || subscriptions[end].organization_id != subscriptions[start].organization_id
             {
-                by_organization.insert(subscriptions[start].organization_id.clone(), start..end);
+                by_organization.insert(id_key(&subscriptions[start].organization_id), start..end);
                 start = end;
             }
         }
@@ -91,8 +92,13 @@ impl TrustView {
 
     /// Every subscription of an organisation of the trust, by product then start time.
     pub fn of_organization(&self, organization_id: &str) -> &[Subscription] {
+        self.of_key(id_key(organization_id))
+    }
+
+    /// [`Self::of_organization`] by the organisation's [`id_key`].
+    pub fn of_key(&self, key: u128) -> &[Subscription] {
         self.by_organization
-            .get(organization_id)
+            .get(&key)
             .map_or(&[], |range| &self.subscriptions[range.clone()])
     }
 
@@ -100,7 +106,7 @@ impl TrustView {
     /// the trust (the trust itself, or else one of its schools). Organisations never change
     /// trust or kind.
     pub fn knows(&self, organization_id: &str) -> bool {
-        self.by_organization.contains_key(organization_id)
+        self.by_organization.contains_key(&id_key(organization_id))
     }
 
     pub fn len(&self) -> usize {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use portal_proto::subscription::v1 as pb;
 use portal_proto::subscription::v1::eligibility_service_server::EligibilityService;
 use portal_runtime::clock::to_timestamp;
-use portal_runtime::types::parse_id;
+use portal_runtime::types::{IdSet, parse_id, parse_id_keyed};
 use portal_runtime::{ApiError, Violations};
 use tonic::{Request, Response, Status};
 
@@ -152,14 +152,14 @@ impl Eligibility {
 
 /// Distinct, well-formed school ids in first-given order, each with its first index.
 fn parse_schools(raw: &[String], violations: &mut Violations) -> Vec<SchoolRef> {
-    let mut seen = HashSet::with_capacity(raw.len());
+    let mut seen = IdSet::with_capacity_and_hasher(raw.len(), Default::default());
     let mut schools = Vec::with_capacity(raw.len().min(MAX_SCHOOLS + 1));
     for (index, id) in raw.iter().enumerate() {
         // The field name is only built for a violation: this runs for every school asked.
-        match parse_id(id) {
-            Ok(id) => {
-                if seen.insert(id.clone()) {
-                    schools.push(SchoolRef { id, index });
+        match parse_id_keyed(id) {
+            Ok((id, key)) => {
+                if seen.insert(key) {
+                    schools.push(SchoolRef { id, key, index });
                 }
             }
             Err(description) => violations.add(format!("school_ids[{index}]"), description),
