@@ -17,11 +17,6 @@ pub mod telemetry;
 pub mod testkit;
 pub mod types;
 
-// Every request decodes and builds many small strings (ids, keys); mimalloc's per-thread
-// free lists serve them far cheaper than the system allocator, in every binary of the suite.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub use auth::{Principal, TokenIssuer, TokenVerifier, principal_of};
 pub use clock::{Clock, SharedClock};
 pub use error::{ApiError, Violations};
