@@ -369,7 +369,7 @@ pub enum GrantOutcome {
     AlreadyHeld,
 }
 
-/// The grants of one invitation, to make in one transaction.
+/// The grants of one invitation, to make together.
 #[derive(Debug, Clone)]
 pub struct GrantBatch {
     pub invitation_id: String,

@@ -78,8 +78,9 @@ pub trait Store: Send + Sync + 'static {
     /// The account of an email with its password hash.
     async fn credentials(&self, email: &Email) -> Result<Option<(Account, String)>>;
 
-    /// Makes an invitation's grants in one transaction, one result per spec in order
-    /// (TrustNotFound, ForeignOrganizations, NoAccountForEmail).
+    /// Makes an invitation's grants, one result per spec in order; a refused batch
+    /// (TrustNotFound, ForeignOrganizations, NoAccountForEmail) writes nothing, and a repeated
+    /// one makes nothing twice.
     async fn batch_grant(&self, batch: GrantBatch) -> Result<Vec<(Grant, GrantOutcome)>>;
     /// Activates an invitation's pending grants for an account; returns all its grants
     /// (AccountNotFound, AccountEmailMismatch).
