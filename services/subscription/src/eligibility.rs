@@ -141,23 +141,19 @@ pub fn evaluate<'a>(view: &'a TrustView, catalog: &Catalog, query: &Query) -> Ev
     });
     // Each school's answers start as "no subscription" (or the product's scope refusal);
     // one pass over the school's subscriptions, grouped by product, fills in the rest.
-    let blank: Vec<Verdict<'a>> = query
+    // Per product: the school-scoped key to match subscriptions against (None when the
+    // product's scope already refuses it), and the answer a school without one gets.
+    let (asked, blank): (Vec<Option<&str>>, Vec<Verdict<'a>>) = query
         .school_products
         .iter()
-        .map(|product| {
-            scope_refusal(product, Scope::School)
-                .unwrap_or(Verdict::refused(Reason::NoSubscription))
+        .map(|product| match scope_refusal(product, Scope::School) {
+            Some(refusal) => (None, refusal),
+            None => (
+                Some(product.as_str()),
+                Verdict::refused(Reason::NoSubscription),
+            ),
         })
-        .collect();
-    let asked: Vec<Option<&str>> = query
-        .school_products
-        .iter()
-        .map(|product| {
-            scope_refusal(product, Scope::School)
-                .is_none()
-                .then_some(product.as_str())
-        })
-        .collect();
+        .unzip();
     let mut pairs = Vec::with_capacity(query.schools.len() * blank.len());
     for school in &query.schools {
         let row = pairs.len();
