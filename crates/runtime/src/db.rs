@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+mod warm;
+
+pub use warm::{Lease, WarmPool};
 
 /// A pooled PostgreSQL connection idle this long is pinged before it is handed out.
 const PING_IDLE_AFTER: Duration = Duration::from_secs(10);
@@ -16,8 +18,8 @@ const PING_IDLE_AFTER: Duration = Duration::from_secs(10);
 /// A service's connection pool: SQLite (embedded default) or PostgreSQL (production).
 #[derive(Debug, Clone)]
 pub enum DbPool {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
+    Sqlite(WarmPool<sqlx::Sqlite>),
+    Postgres(WarmPool<sqlx::Postgres>),
 }
 
 /// The migrations a service embeds, one set per database kind.
@@ -79,15 +81,15 @@ impl DbPool {
                     .max_connections(settings.max_connections.min(8))
                     .test_before_acquire(false)
             };
-            Ok(DbPool::Sqlite(
+            Ok(DbPool::Sqlite(WarmPool::new(
                 pool_options
                     .acquire_timeout(settings.acquire_timeout)
                     .connect_lazy_with(options),
-            ))
+            )))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)
                 .with_context(|| "parsing the PostgreSQL database URL")?;
-            Ok(DbPool::Postgres(
+            Ok(DbPool::Postgres(WarmPool::new(
                 PgPoolOptions::new()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(settings.acquire_timeout)
@@ -104,7 +106,7 @@ impl DbPool {
                         })
                     })
                     .connect_lazy_with(options),
-            ))
+            )))
         } else {
             anyhow::bail!("unsupported database URL: use `sqlite:PATH` or `postgres://...`")
         }
@@ -121,8 +123,8 @@ impl DbPool {
     /// Applies the embedded migrations for this database kind.
     pub async fn migrate(&self, migrations: &Migrations) -> anyhow::Result<()> {
         match self {
-            DbPool::Sqlite(pool) => migrations.sqlite.run(pool).await?,
-            DbPool::Postgres(pool) => migrations.postgres.run(pool).await?,
+            DbPool::Sqlite(pool) => migrations.sqlite.run(pool.pool()).await?,
+            DbPool::Postgres(pool) => migrations.postgres.run(pool.pool()).await?,
         }
         Ok(())
     }
@@ -134,11 +136,11 @@ impl DbPool {
         }
     }
 
-    /// Connections in use and idle, for metrics.
+    /// Connections open and idle (parked or in sqlx's pool), for metrics.
     pub fn usage(&self) -> (u32, usize) {
         match self {
-            DbPool::Sqlite(pool) => (pool.size(), pool.num_idle()),
-            DbPool::Postgres(pool) => (pool.size(), pool.num_idle()),
+            DbPool::Sqlite(warm) => (warm.pool().size(), warm.pool().num_idle() + warm.parked()),
+            DbPool::Postgres(warm) => (warm.pool().size(), warm.pool().num_idle() + warm.parked()),
         }
     }
 

@@ -276,12 +276,12 @@ pub trait InvitationStore: Send + Sync + 'static {
 /// The SQL store for one database kind.
 #[derive(Debug, Clone)]
 pub struct SqlStore<DB: sqlx::Database> {
-    pool: sqlx::Pool<DB>,
+    pool: portal_runtime::db::WarmPool<DB>,
     _db: PhantomData<DB>,
 }
 
 impl<DB: sqlx::Database> SqlStore<DB> {
-    pub fn new(pool: sqlx::Pool<DB>) -> Self {
+    pub fn new(pool: portal_runtime::db::WarmPool<DB>) -> Self {
         Self {
             pool,
             _db: PhantomData,
@@ -505,7 +505,8 @@ macro_rules! sql_store {
                 {
                     return Ok(outcome);
                 }
-                let mut tx = self.pool.begin_with($begin).await?;
+                let mut lease = self.pool.lease().await?;
+                let mut tx = lease.begin_with($begin).await?;
                 if let Some((caller, request_id)) = request {
                     let seen: Option<String> = sqlx::query_scalar(
                         "SELECT invitation_id FROM create_requests \
@@ -646,6 +647,7 @@ macro_rules! sql_store {
                     insert.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
+                lease.release();
                 Ok(CreateOutcome::Created {
                     revoke_steps,
                     earlier_revokes_open,
@@ -742,8 +744,12 @@ macro_rules! sql_store {
 
             #[tracing::instrument(name = "invitation.db.get", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn get(&self, id: &str) -> StoreResult<Option<Invitation>> {
-                let mut conn = self.pool.acquire().await?;
-                Self::get_in(&mut conn, id).await
+                let mut conn = self.pool.lease().await?;
+                let found = Self::get_in(&mut conn, id).await;
+                if found.is_ok() {
+                    conn.release();
+                }
+                found
             }
 
             #[tracing::instrument(name = "invitation.db.list", skip_all, fields(otel.kind = "client", db.system = $system))]
@@ -815,7 +821,8 @@ macro_rules! sql_store {
                 email: &NewStep,
                 wall_now: i64,
             ) -> StoreResult<Option<Transition>> {
-                let mut tx = self.pool.begin_with($begin).await?;
+                let mut lease = self.pool.lease().await?;
+                let mut tx = lease.begin_with($begin).await?;
                 let Some(invitation) = Self::get_in(&mut tx, id).await? else {
                     return Ok(None);
                 };
@@ -836,6 +843,7 @@ macro_rules! sql_store {
                 Self::insert_step(&mut tx, email, wall_now).await?;
                 let updated = Self::get_in(&mut tx, id).await?;
                 tx.commit().await?;
+                lease.release();
                 Ok(updated.map(Ok))
             }
 
@@ -847,7 +855,8 @@ macro_rules! sql_store {
                 revoke: &NewStep,
                 wall_now: i64,
             ) -> StoreResult<Option<Transition>> {
-                let mut tx = self.pool.begin_with($begin).await?;
+                let mut lease = self.pool.lease().await?;
+                let mut tx = lease.begin_with($begin).await?;
                 let Some(invitation) = Self::get_in(&mut tx, id).await? else {
                     return Ok(None);
                 };
@@ -867,6 +876,7 @@ macro_rules! sql_store {
                 Self::insert_step(&mut tx, revoke, wall_now).await?;
                 let updated = Self::get_in(&mut tx, id).await?;
                 tx.commit().await?;
+                lease.release();
                 Ok(updated.map(Ok))
             }
 
@@ -878,7 +888,8 @@ macro_rules! sql_store {
                 revoke_payload: &str,
                 wall_now: i64,
             ) -> StoreResult<Vec<String>> {
-                let mut tx = self.pool.begin_with($begin).await?;
+                let mut lease = self.pool.lease().await?;
+                let mut tx = lease.begin_with($begin).await?;
                 let sql = format!(
                     "UPDATE invitations SET status = 'EXPIRED', update_time = $1 \
                      WHERE id IN (SELECT id FROM invitations WHERE status = 'PENDING' \
@@ -903,6 +914,7 @@ macro_rules! sql_store {
                     Self::insert_step(&mut tx, &step, wall_now).await?;
                 }
                 tx.commit().await?;
+                lease.release();
                 Ok(ids)
             }
 
@@ -932,7 +944,8 @@ macro_rules! sql_store {
                 token_hash: &str,
                 now: DateTime<Utc>,
             ) -> StoreResult<bool> {
-                let mut tx = self.pool.begin_with($begin).await?;
+                let mut lease = self.pool.lease().await?;
+                let mut tx = lease.begin_with($begin).await?;
                 let updated = sqlx::query(
                     "UPDATE invitations SET current_link_hash = $1 \
                      WHERE id = $2 AND status = 'PENDING'",
@@ -955,6 +968,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
+                lease.release();
                 Ok(true)
             }
 
@@ -977,7 +991,8 @@ macro_rules! sql_store {
                 granted: &[GrantedAccess],
                 now: DateTime<Utc>,
             ) -> StoreResult<bool> {
-                let mut tx = self.pool.begin_with($begin).await?;
+                let mut lease = self.pool.lease().await?;
+                let mut tx = lease.begin_with($begin).await?;
                 let updated = sqlx::query(
                     "UPDATE invitations SET status = 'ACCEPTED', account_id = $1, granted = $2, \
                      update_time = $3 WHERE id = $4 AND status = 'PENDING'",
@@ -1004,6 +1019,7 @@ macro_rules! sql_store {
                     .await?;
                 }
                 tx.commit().await?;
+                lease.release();
                 Ok(true)
             }
 
@@ -1040,7 +1056,8 @@ macro_rules! sql_store {
                 lease_until: i64,
                 limit: i64,
             ) -> StoreResult<Vec<Step>> {
-                let mut tx = self.pool.begin_with($begin).await?;
+                let mut lease = self.pool.lease().await?;
+                let mut tx = lease.begin_with($begin).await?;
                 let sql = format!(
                     "UPDATE outbox SET claimed_until = $1, attempts = attempts + 1 \
                      WHERE id IN (SELECT o.id FROM outbox o WHERE o.done_at IS NULL \
@@ -1064,6 +1081,7 @@ macro_rules! sql_store {
                     .fetch_all(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                lease.release();
                 rows.iter().map(Self::step_from_row).collect()
             }
 
@@ -1100,7 +1118,8 @@ macro_rules! sql_store {
                 if ids.is_empty() {
                     return Ok(());
                 }
-                let mut tx = self.pool.begin_with($begin).await?;
+                let mut lease = self.pool.lease().await?;
+                let mut tx = lease.begin_with($begin).await?;
                 if !$relaxed_commit.is_empty() {
                     sqlx::query($relaxed_commit).execute(&mut *tx).await?;
                 }
@@ -1120,6 +1139,7 @@ macro_rules! sql_store {
                     update.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
+                lease.release();
                 Ok(())
             }
 

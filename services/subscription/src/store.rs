@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use portal_runtime::clock::{from_micros, to_micros};
-use portal_runtime::db::{DbPool, is_unique_violation};
+use portal_runtime::db::{DbPool, WarmPool, is_unique_violation};
 use sqlx::FromRow;
 
 use crate::domain::{
@@ -374,12 +374,12 @@ impl Queries {
 /// A [`Store`] over a sqlx pool of database `DB`.
 #[derive(Debug)]
 pub struct SqlStore<DB: sqlx::Database> {
-    pool: sqlx::Pool<DB>,
+    pool: WarmPool<DB>,
     queries: Queries,
 }
 
 impl SqlStore<sqlx::Sqlite> {
-    pub fn new(pool: sqlx::SqlitePool) -> Self {
+    pub fn new(pool: WarmPool<sqlx::Sqlite>) -> Self {
         Self {
             pool,
             // IMMEDIATE takes the write lock at once, so two writers wait for each other
@@ -399,7 +399,7 @@ impl SqlStore<sqlx::Sqlite> {
 }
 
 impl SqlStore<sqlx::Postgres> {
-    pub fn new(pool: sqlx::PgPool) -> Self {
+    pub fn new(pool: WarmPool<sqlx::Postgres>) -> Self {
         Self {
             pool,
             queries: Queries::new(
@@ -484,7 +484,8 @@ macro_rules! sql_store {
                 subscription: &Subscription,
                 request: Option<&RequestKey>,
             ) -> Result<CreateOutcome, sqlx::Error> {
-                let mut tx = self.pool.begin_with(self.queries.begin_write).await?;
+                let mut lease = self.pool.lease().await?;
+                let mut tx = lease.begin_with(self.queries.begin_write).await?;
                 if let Some(request) = request
                     && let Some(outcome) = Self::replay(&mut tx, request).await?
                 {
@@ -552,7 +553,7 @@ macro_rules! sql_store {
                         // A concurrent retry of the same request committed first.
                         Err(error) if is_unique_violation(&error) => {
                             tx.rollback().await?;
-                            let mut conn = self.pool.acquire().await?;
+                            let mut conn = self.pool.lease().await?;
                             return match Self::replay(&mut conn, request).await? {
                                 Some(outcome) => Ok(outcome),
                                 None => Err(error),
@@ -562,6 +563,7 @@ macro_rules! sql_store {
                     }
                 }
                 tx.commit().await?;
+                lease.release();
                 Ok(CreateOutcome::Created(subscription.clone()))
             }
 
@@ -583,7 +585,8 @@ macro_rules! sql_store {
                 &self,
                 updated: &Subscription,
             ) -> Result<bool, sqlx::Error> {
-                let mut tx = self.pool.begin_with(self.queries.begin_write).await?;
+                let mut lease = self.pool.lease().await?;
+                let mut tx = lease.begin_with(self.queries.begin_write).await?;
                 let result = sqlx::query(
                     "UPDATE subscriptions SET status = $2, start_time = $3, end_time = $4, \
                      cancel_time = $5, update_time = $6, version = $7 \
@@ -607,6 +610,7 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                lease.release();
                 Ok(true)
             }
 
@@ -677,7 +681,8 @@ macro_rules! sql_store {
 
             #[tracing::instrument(name = "subscription.db.trust_snapshot", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn trust_snapshot(&self, trust_id: &str) -> Result<TrustSnapshot, sqlx::Error> {
-                let mut tx = self.pool.begin_with(self.queries.begin_snapshot).await?;
+                let mut lease = self.pool.lease().await?;
+                let mut tx = lease.begin_with(self.queries.begin_snapshot).await?;
                 let revision: Option<i64> =
                     sqlx::query_scalar("SELECT revision FROM trust_revisions WHERE trust_id = $1")
                         .bind(trust_id)
@@ -697,6 +702,7 @@ macro_rules! sql_store {
                     rows_to_subscriptions(rows)?
                 };
                 tx.commit().await?;
+                lease.release();
                 Ok(TrustSnapshot {
                     revision: revision.unwrap_or(0),
                     subscriptions,

@@ -1,7 +1,8 @@
 //! PostgreSQL hooks of the SQL store: bulk staff writes as UNNEST of arrays, so one statement
 //! carries thousands of rows with a handful of bind parameters.
 
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use portal_runtime::db::Lease;
+use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::sql::SqlStore;
 use crate::domain::StaffRow;
@@ -22,9 +23,9 @@ impl SqlStore<Postgres> {
         "SELECT id FROM trusts WHERE id = $1 FOR NO KEY UPDATE";
 
     pub(super) async fn begin_write(
-        pool: &PgPool,
-    ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        pool.begin().await
+        lease: &mut Lease<Postgres>,
+    ) -> Result<Transaction<'_, Postgres>, sqlx::Error> {
+        lease.begin_with("BEGIN").await
     }
 
     pub(super) async fn insert_staff_rows(

@@ -4,10 +4,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use portal_runtime::clock::{from_micros, to_micros};
-use portal_runtime::db::is_unique_violation;
+use portal_runtime::db::{WarmPool, is_unique_violation};
 use portal_runtime::demo::PORTAL_PRODUCT;
 use portal_runtime::types::{Email, new_id};
-use sqlx::{Database, Pool, QueryBuilder};
+use sqlx::{Database, QueryBuilder};
 
 use super::{
     ACCOUNT_COLUMNS, AccountRow, CredentialsRow, GRANT_COLUMNS, GrantDbRow, SCHOOL_COLUMNS,
@@ -23,11 +23,11 @@ use crate::error::{IdentityError, Result};
 
 /// A store over one sqlx pool.
 pub struct SqlStore<DB: Database> {
-    pub(super) pool: Pool<DB>,
+    pub(super) pool: WarmPool<DB>,
 }
 
 impl<DB: Database> SqlStore<DB> {
-    pub fn new(pool: Pool<DB>) -> Self {
+    pub fn new(pool: WarmPool<DB>) -> Self {
         Self { pool }
     }
 }
@@ -176,7 +176,8 @@ macro_rules! sql_store {
                 now: DateTime<Utc>,
             ) -> Result<SyncSummary> {
                 let now = to_micros(now);
-                let mut tx = Self::begin_write(&self.pool).await?;
+                let mut lease = self.pool.lease().await?;
+                let mut tx = Self::begin_write(&mut lease).await?;
                 // Locks the trust's directory against a concurrent sync of the same trust.
                 let trust: Option<String> = sqlx::query_scalar(Self::LOCK_TRUST)
                     .bind(trust_id)
@@ -213,6 +214,7 @@ macro_rules! sql_store {
                 Self::update_staff_rows(&mut tx, &plan.updates, now).await?;
                 Self::mark_staff_left(&mut tx, &plan.mark_left, now).await?;
                 tx.commit().await?;
+                lease.release();
                 Ok(plan.summary)
             }
 
@@ -510,7 +512,7 @@ macro_rules! sql_store {
                         results[index] = Some((grant.clone(), GrantOutcome::Created));
                     }
                 }
-                let mut conn = self.pool.acquire().await?;
+                let mut conn = self.pool.lease().await?;
                 let rest: Vec<usize> = (0..batch.specs.len())
                     .filter(|i| results[*i].is_none())
                     .collect();
@@ -520,7 +522,7 @@ macro_rules! sql_store {
                     &batch.email,
                 )
                 .await?;
-                drop(conn);
+                conn.release();
                 let mut unsettled = Vec::new();
                 for index in rest {
                     let spec = std::slice::from_ref(&batch.specs[index]);
@@ -550,7 +552,8 @@ macro_rules! sql_store {
                 account_id: &str,
                 now: DateTime<Utc>,
             ) -> Result<Vec<Grant>> {
-                let mut tx = Self::begin_write(&self.pool).await?;
+                let mut lease = self.pool.lease().await?;
+                let mut tx = Self::begin_write(&mut lease).await?;
                 let email: Option<String> =
                     sqlx::query_scalar("SELECT email FROM accounts WHERE id = $1")
                         .bind(account_id)
@@ -579,6 +582,7 @@ macro_rules! sql_store {
                     grants
                 };
                 tx.commit().await?;
+                lease.release();
                 Ok(grants)
             }
 
@@ -696,7 +700,7 @@ macro_rules! sql_store {
 
             #[tracing::instrument(name = "identity.db.invitation_grants", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn invitation_grants(
-                tx: &mut sqlx::Transaction<'static, $db>,
+                tx: &mut sqlx::Transaction<'_, $db>,
                 invitation_id: &str,
             ) -> Result<Vec<Grant>> {
                 let rows: Vec<GrantDbRow> = sqlx::query_as(&format!(
@@ -718,7 +722,8 @@ macro_rules! sql_store {
                 batch: GrantBatch,
             ) -> Result<Vec<(Grant, GrantOutcome)>> {
                 let now = to_micros(batch.now);
-                let mut tx = Self::begin_write(&self.pool).await?;
+                let mut lease = self.pool.lease().await?;
+                let mut tx = Self::begin_write(&mut lease).await?;
                 // The trust and its schools in one statement: no row means no such trust.
                 let organizations: Vec<(String, Option<String>)> = sqlx::query_as(
                     "SELECT t.id, s.id FROM trusts t LEFT JOIN schools s ON s.trust_id = t.id \
@@ -818,6 +823,7 @@ macro_rules! sql_store {
                     }
                 }
                 tx.commit().await?;
+                lease.release();
                 all_settled(results)
             }
 

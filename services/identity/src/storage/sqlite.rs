@@ -1,6 +1,7 @@
 //! SQLite hooks of the SQL store.
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use portal_runtime::db::Lease;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, Transaction};
 
 use super::sql::SqlStore;
 use crate::domain::StaffRow;
@@ -14,9 +15,9 @@ impl SqlStore<Sqlite> {
 
     /// Takes the write lock at once, so a read-then-write transaction never fails to upgrade.
     pub(super) async fn begin_write(
-        pool: &SqlitePool,
-    ) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-        pool.begin_with("BEGIN IMMEDIATE").await
+        lease: &mut Lease<Sqlite>,
+    ) -> Result<Transaction<'_, Sqlite>, sqlx::Error> {
+        lease.begin_with("BEGIN IMMEDIATE").await
     }
 
     pub(super) async fn insert_staff_rows(
