@@ -383,9 +383,8 @@ impl Deps {
         name
     }
 
-    /// R5: one eligibility call for the trust product and every (school, product) pair. The
-    /// COMPACT view is asked (a reason per pair, subscriptions only behind refusals) and
-    /// given back as one PairEligibility per pair, schools then products in request order.
+    /// R5: one eligibility call for the trust product and every (school, product) pair, in
+    /// the COMPACT view (a reason per pair; for refusals, the instant they took effect).
     pub async fn eligibility(
         &self,
         trust_id: &str,
@@ -393,8 +392,8 @@ impl Deps {
         school_products: &[String],
         school_ids: &[String],
         at: DateTime<Utc>,
-    ) -> Result<sub::CheckEligibilityResponse> {
-        let mut answer = self
+    ) -> Result<Eligibility> {
+        let answer = self
             .eligibility
             .clone()
             .check_eligibility(sub::CheckEligibilityRequest {
@@ -408,24 +407,7 @@ impl Deps {
             .await
             .map_err(|s| remote("subscription", s))?
             .into_inner();
-        let keys = std::mem::take(&mut answer.school_product_keys);
-        for school in std::mem::take(&mut answer.schools) {
-            let mut refusals = school.refusals.into_iter().peekable();
-            for (key, reason) in keys.iter().zip(&school.reasons) {
-                let subscription = refusals
-                    .next_if(|r| &r.product_key == key)
-                    .and_then(|r| r.subscription);
-                answer.pairs.push(sub::PairEligibility {
-                    school_id: school.school_id.clone(),
-                    product_key: key.clone(),
-                    eligible: *reason == sub::IneligibilityReason::Unspecified as i32,
-                    reason: *reason,
-                    subscription,
-                });
-            }
-        }
-        answer.school_product_keys = keys;
-        Ok(answer)
+        Eligibility::from_compact(answer, school_ids)
     }
 
     /// R7/R8: the account of an email, if one exists.
@@ -504,5 +486,150 @@ impl Deps {
             }
             Err(status) => Err(remote("identity", status)),
         }
+    }
+}
+
+/// R5's answers as the create flow uses them.
+#[derive(Debug, Clone, Default)]
+pub struct Eligibility {
+    /// The trust itself holds a subscription in force to the trust product.
+    pub trust_subscribed: bool,
+    /// One per (school, product) pair: schools, then products, in request order.
+    pub pairs: Vec<PairAnswer>,
+}
+
+/// The answer for one (school, product) pair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairAnswer {
+    pub school_id: String,
+    pub product_key: String,
+    /// UNSPECIFIED when the school is eligible.
+    pub reason: sub::IneligibilityReason,
+    /// When the reason took effect, for a refusal that comes from a subscription.
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl PairAnswer {
+    pub fn eligible(&self) -> bool {
+        self.reason == sub::IneligibilityReason::Unspecified
+    }
+}
+
+impl Eligibility {
+    /// Reads a COMPACT answer: `reasons` is school-major over the distinct schools asked
+    /// about (in the order first given) and the answer's product keys.
+    fn from_compact(answer: sub::CheckEligibilityResponse, school_ids: &[String]) -> Result<Self> {
+        let mut seen = std::collections::HashSet::new();
+        let schools: Vec<&String> = school_ids.iter().filter(|s| seen.insert(*s)).collect();
+        let keys = &answer.school_product_keys;
+        if answer.reasons.len() != schools.len() * keys.len() {
+            return Err(anyhow::anyhow!(
+                "subscription answered {} reasons for {} schools x {} products",
+                answer.reasons.len(),
+                schools.len(),
+                keys.len()
+            )
+            .into());
+        }
+        let mut since: HashMap<usize, DateTime<Utc>> = HashMap::new();
+        for refusal in &answer.refusals {
+            if let (Ok(pair), Some(at)) = (
+                usize::try_from(refusal.pair),
+                refusal
+                    .effective_time
+                    .as_ref()
+                    .and_then(portal_runtime::clock::from_timestamp),
+            ) {
+                since.insert(pair, at);
+            }
+        }
+        let pairs = answer
+            .reasons
+            .iter()
+            .enumerate()
+            .map(|(i, reason)| PairAnswer {
+                school_id: schools[i / keys.len()].clone(),
+                product_key: keys[i % keys.len()].clone(),
+                reason: sub::IneligibilityReason::try_from(*reason)
+                    .unwrap_or(sub::IneligibilityReason::NoSubscription),
+                since: since.get(&i).copied(),
+            })
+            .collect();
+        Ok(Self {
+            trust_subscribed: answer.trust_product.is_some_and(|t| t.eligible),
+            pairs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sub::IneligibilityReason as R;
+
+    fn at(day: u32) -> DateTime<Utc> {
+        chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 9, day, 0, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn a_compact_answer_becomes_one_pair_per_school_and_product_with_refusal_dates() {
+        let answer = sub::CheckEligibilityResponse {
+            trust_product: Some(sub::TrustProductEligibility {
+                product_key: "portal".into(),
+                eligible: true,
+                ..Default::default()
+            }),
+            school_product_keys: vec!["sonar".into(), "mis".into()],
+            reasons: vec![
+                R::Unspecified as i32,
+                R::Ended as i32,
+                R::NoSubscription as i32,
+                R::NotStarted as i32,
+            ],
+            refusals: vec![
+                sub::Refusal {
+                    pair: 1,
+                    subscription_id: "s1".into(),
+                    effective_time: Some(to_timestamp(at(1))),
+                },
+                sub::Refusal {
+                    pair: 3,
+                    subscription_id: "s2".into(),
+                    effective_time: Some(to_timestamp(at(20))),
+                },
+            ],
+            ..Default::default()
+        };
+        // The second "a" is a duplicate the subscription service ignored.
+        let schools = ["a".to_string(), "b".to_string(), "a".to_string()];
+        let eligibility = Eligibility::from_compact(answer, &schools).unwrap();
+        assert!(eligibility.trust_subscribed);
+        let pair = |school: &str, product: &str, reason, since| PairAnswer {
+            school_id: school.into(),
+            product_key: product.into(),
+            reason,
+            since,
+        };
+        assert_eq!(
+            eligibility.pairs,
+            vec![
+                pair("a", "sonar", R::Unspecified, None),
+                pair("a", "mis", R::Ended, Some(at(1))),
+                pair("b", "sonar", R::NoSubscription, None),
+                pair("b", "mis", R::NotStarted, Some(at(20))),
+            ]
+        );
+        assert!(eligibility.pairs[0].eligible());
+        assert!(!eligibility.pairs[1].eligible());
+    }
+
+    #[test]
+    fn a_compact_answer_of_the_wrong_size_is_an_error_not_a_misread() {
+        let answer = sub::CheckEligibilityResponse {
+            school_product_keys: vec!["sonar".into(), "mis".into()],
+            reasons: vec![R::Unspecified as i32; 3],
+            ..Default::default()
+        };
+        assert!(Eligibility::from_compact(answer, &["a".to_string(), "b".to_string()]).is_err());
     }
 }

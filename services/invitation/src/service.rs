@@ -7,11 +7,11 @@ use chrono::{DateTime, Utc};
 
 use portal_proto::subscription::v1 as sub;
 use portal_runtime::Principal;
-use portal_runtime::clock::{SharedClock, from_micros, from_timestamp, to_micros};
+use portal_runtime::clock::{SharedClock, from_micros, to_micros};
 use portal_runtime::error::Violations;
 use portal_runtime::types::{Email, new_id};
 
-use crate::deps::{Catalogue, Deps};
+use crate::deps::{Catalogue, Deps, PairAnswer};
 use crate::domain::{
     CreateRequest, Delivery, GrantState, GrantedAccess, Invitation, OrgKind, SkippedAccess, Status,
     check_link, hash_link_token, new_link_token,
@@ -47,31 +47,19 @@ fn user(caller: &Principal) -> Result<&str> {
 }
 
 /// A human explanation of why a school is not eligible, for the skipped pair's detail.
-fn ineligibility_detail(pair: &sub::PairEligibility) -> String {
-    let date = |ts: &Option<prost_types::Timestamp>| {
-        ts.as_ref()
-            .and_then(from_timestamp)
-            .map(|t| t.format("%-d %B %Y").to_string())
-            .unwrap_or_else(|| "an earlier date".into())
-    };
-    let subscription = pair.subscription.as_ref();
+fn ineligibility_detail(pair: &PairAnswer) -> String {
+    let date = pair
+        .since
+        .map(|t| t.format("%-d %B %Y").to_string())
+        .unwrap_or_else(|| "an earlier date".into());
     use sub::IneligibilityReason as R;
-    match R::try_from(pair.reason).unwrap_or(R::Unspecified) {
+    match pair.reason {
         R::NoSubscription | R::Unspecified => {
             "the school has no subscription to this product".into()
         }
-        R::NotStarted => format!(
-            "the school's subscription starts on {}",
-            date(&subscription.and_then(|s| s.start_time))
-        ),
-        R::Ended => format!(
-            "the school's subscription ended on {}",
-            date(&subscription.and_then(|s| s.end_time))
-        ),
-        R::Cancelled => format!(
-            "the school's subscription was cancelled with effect from {}",
-            date(&subscription.and_then(|s| s.cancel_time))
-        ),
+        R::NotStarted => format!("the school's subscription starts on {date}"),
+        R::Ended => format!("the school's subscription ended on {date}"),
+        R::Cancelled => format!("the school's subscription was cancelled with effect from {date}"),
         R::Expired => "the school's subscription has expired".into(),
         R::ProductNotSchoolScoped | R::ProductNotTrustScoped => {
             "the product is not a school product".into()
@@ -248,11 +236,7 @@ impl Invitations {
                 .map(|p| p.name.clone())
                 .unwrap_or_else(|| key.to_string())
         };
-        if !eligibility
-            .trust_product
-            .as_ref()
-            .is_some_and(|t| t.eligible)
-        {
+        if !eligibility.trust_subscribed {
             return Err(InvitationError::TrustNotSubscribed {
                 product_name: product_name(&request.trust_access.product_key),
             });
@@ -292,7 +276,7 @@ impl Invitations {
         let mut skipped = Vec::new();
         if let Some(school) = &request.school_access {
             for pair in &eligibility.pairs {
-                if pair.eligible {
+                if pair.eligible() {
                     granted.push(GrantedAccess {
                         org_kind: OrgKind::School,
                         org_id: pair.school_id.clone(),
@@ -672,5 +656,41 @@ impl Invitations {
             check_link(&stored, &hash, now).map_err(InvitationError::Link)?;
         }
         Ok((account_id, stored))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sub::IneligibilityReason as R;
+
+    fn pair(reason: sub::IneligibilityReason, since: Option<DateTime<Utc>>) -> PairAnswer {
+        PairAnswer {
+            school_id: "school".into(),
+            product_key: "sonar".into(),
+            reason,
+            since,
+        }
+    }
+
+    #[test]
+    fn a_skipped_pair_says_when_its_subscription_ended_starts_or_was_cancelled() {
+        let day = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 8, 31, 0, 0, 0).unwrap();
+        assert_eq!(
+            ineligibility_detail(&pair(R::Ended, Some(day))),
+            "the school's subscription ended on 31 August 2026"
+        );
+        assert_eq!(
+            ineligibility_detail(&pair(R::NotStarted, Some(day))),
+            "the school's subscription starts on 31 August 2026"
+        );
+        assert_eq!(
+            ineligibility_detail(&pair(R::Cancelled, Some(day))),
+            "the school's subscription was cancelled with effect from 31 August 2026"
+        );
+        assert_eq!(
+            ineligibility_detail(&pair(R::NoSubscription, None)),
+            "the school has no subscription to this product"
+        );
     }
 }

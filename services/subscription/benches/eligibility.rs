@@ -248,7 +248,7 @@ fn calling(
                 .await
                 .expect("eligibility call")
                 .into_inner();
-            let answered = answer.pairs.len() + answer.schools.len() * PRODUCTS.len();
+            let answered = answer.pairs.len() + answer.reasons.len();
             assert_eq!(answered, SCHOOLS * PRODUCTS.len());
         })
     }
@@ -343,9 +343,8 @@ async fn main() -> anyhow::Result<()> {
         .into_inner();
     let compact_bytes = prost::Message::encoded_len(&compact_sample);
     let compact_eligible = compact_sample
-        .schools
+        .reasons
         .iter()
-        .flat_map(|s| &s.reasons)
         .filter(|r| **r == pb::IneligibilityReason::Unspecified as i32)
         .count();
     anyhow::ensure!(

@@ -503,6 +503,20 @@ impl Verdict<'_> {
         self.reason.is_none()
     }
 
+    /// When the reason took effect, for a refusal that comes from a subscription: its start
+    /// (not started), its end (ended, or expired when it has an end), its cancellation.
+    pub fn effective_time(&self) -> Option<DateTime<Utc>> {
+        let subscription = self.subscription?;
+        match self.reason? {
+            Reason::NotStarted => Some(subscription.start_time),
+            Reason::Ended | Reason::Expired => subscription.end_time,
+            Reason::Cancelled => subscription.cancel_time,
+            Reason::NoSubscription
+            | Reason::ProductNotSchoolScoped
+            | Reason::ProductNotTrustScoped => None,
+        }
+    }
+
     pub fn refused(reason: Reason) -> Self {
         Self {
             reason: Some(reason),

@@ -50,35 +50,32 @@ impl Eligibility {
             _ => None,
         };
         let products = query.school_products.len();
-        let (pairs, schools) = if compact {
-            let schools = query
-                .schools
+        let mut response = pb::CheckEligibilityResponse {
+            trust_product,
+            evaluate_time: Some(to_timestamp(query.at)),
+            ..Default::default()
+        };
+        if compact {
+            response.reasons = answers
+                .pairs
                 .iter()
-                .zip(answers.pairs.chunks(products.max(1)))
-                .map(|(school, verdicts)| pb::SchoolEligibility {
-                    school_id: school.id.clone(),
-                    reasons: verdicts
-                        .iter()
-                        .map(|v| reason_to_proto(v.reason) as i32)
-                        .collect(),
-                    refusals: verdicts
-                        .iter()
-                        .zip(&query.school_products)
-                        .filter_map(|(verdict, product)| {
-                            let subscription =
-                                verdict.subscription.filter(|_| !verdict.eligible())?;
-                            Some(pb::Refusal {
-                                product_key: product.clone(),
-                                reason: reason_to_proto(verdict.reason) as i32,
-                                subscription: Some(subscription_to_proto(subscription)),
-                            })
-                        })
-                        .collect(),
+                .map(|v| reason_to_proto(v.reason) as i32)
+                .collect();
+            response.refusals = answers
+                .pairs
+                .iter()
+                .enumerate()
+                .filter_map(|(pair, verdict)| {
+                    let subscription = verdict.subscription.filter(|_| !verdict.eligible())?;
+                    Some(pb::Refusal {
+                        pair: u32::try_from(pair).ok()?,
+                        subscription_id: subscription.id.clone(),
+                        effective_time: verdict.effective_time().map(to_timestamp),
+                    })
                 })
                 .collect();
-            (Vec::new(), schools)
         } else {
-            let pairs = answers
+            response.pairs = answers
                 .pairs
                 .iter()
                 .enumerate()
@@ -90,15 +87,9 @@ impl Eligibility {
                     subscription: verdict.subscription.map(subscription_to_proto),
                 })
                 .collect();
-            (pairs, Vec::new())
-        };
-        Ok(pb::CheckEligibilityResponse {
-            trust_product,
-            pairs,
-            evaluate_time: Some(to_timestamp(query.at)),
-            school_product_keys: query.school_products,
-            schools,
-        })
+        }
+        response.school_product_keys = query.school_products;
+        Ok(response)
     }
 
     async fn schools(
