@@ -103,3 +103,30 @@ pub fn logged_listen_address(
     rx.recv_timeout(timeout)
         .map_err(|_| anyhow::anyhow!("the server did not log its address in {timeout:?}"))
 }
+
+/// Busy CPU time of the whole machine so far (user, system, interrupts; not idle or I/O
+/// wait), from /proc/stat; `None` off Linux. Differences give what an operation costs in
+/// CPU, beside how many of them fit in a second.
+pub fn machine_busy() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let busy: u64 = [0, 1, 2, 5, 6].iter().filter_map(|i| fields.get(*i)).sum();
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(Duration::from_millis(busy * 10))
+}
+
+/// The machine's busy CPU per operation, for `ops` operations between two [`machine_busy`]
+/// readings.
+pub fn cpu_per_op(before: Option<Duration>, after: Option<Duration>, ops: f64) -> Option<Duration> {
+    match (before, after) {
+        (Some(b), Some(a)) if ops > 0.0 && a >= b => Some((a - b).div_f64(ops)),
+        _ => None,
+    }
+}

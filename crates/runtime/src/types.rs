@@ -66,9 +66,18 @@ pub fn parse_id_keyed(raw: &str) -> Result<(String, u128), String> {
     if trimmed.is_empty() {
         return Err("is required".into());
     }
-    uuid::Uuid::parse_str(trimmed)
-        .map(|u| (u.hyphenated().to_string(), u.as_u128()))
-        .map_err(|_| format!("`{}` is not a valid id (a UUID)", truncate(trimmed, 64)))
+    let uuid = uuid::Uuid::parse_str(trimmed)
+        .map_err(|_| format!("`{}` is not a valid id (a UUID)", truncate(trimmed, 64)))?;
+    // Ids are nearly always given as the services write them: copy those as they are.
+    let canonical = trimmed.len() == 36
+        && trimmed.as_bytes()[8] == b'-'
+        && !trimmed.bytes().any(|b| b.is_ascii_uppercase());
+    let id = if canonical {
+        trimmed.to_string()
+    } else {
+        uuid.hyphenated().to_string()
+    };
+    Ok((id, uuid.as_u128()))
 }
 
 /// The map key of a stored id: its UUID value (ids are checked UUIDs when written; anything
@@ -208,6 +217,19 @@ mod tests {
             parse_id("7F3C2A10-0000-4000-8000-000000000001").unwrap(),
             "7f3c2a10-0000-4000-8000-000000000001"
         );
+        // Every spelling a UUID parser takes comes out in the one canonical form.
+        for spelling in [
+            " 7f3c2a10-0000-4000-8000-000000000001 ",
+            "7f3c2a10000040008000000000000001",
+            "{7f3c2a10-0000-4000-8000-000000000001}",
+            "urn:uuid:7f3c2a10-0000-4000-8000-000000000001",
+        ] {
+            assert_eq!(
+                parse_id(spelling).unwrap(),
+                "7f3c2a10-0000-4000-8000-000000000001",
+                "{spelling}"
+            );
+        }
     }
 
     #[test]

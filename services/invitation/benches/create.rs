@@ -29,7 +29,7 @@ use portal_runtime::clock::{self, to_timestamp};
 use portal_runtime::config::{DatabaseArgs, ServerArgs, TokenArgs};
 use portal_runtime::demo;
 use portal_runtime::server::Shutdown;
-use portal_runtime::testkit::{TestKeys, wait_for_serving};
+use portal_runtime::testkit::{self, TestKeys, wait_for_serving};
 
 type Authed = InterceptedService<Channel, BearerToken>;
 
@@ -113,8 +113,15 @@ fn find_pgbench() -> Option<PathBuf> {
     found.pop()
 }
 
-/// Runs pgbench's default (TPC-B-like) script on a scratch database; returns its tps.
-async fn pgbench(base: &str, clients: usize, seconds: u64) -> Option<f64> {
+fn cpu_text(per_op: Option<Duration>) -> String {
+    per_op.map_or("CPU not measured".into(), |d| {
+        format!("{:.2} ms machine CPU each", d.as_secs_f64() * 1e3)
+    })
+}
+
+/// Runs pgbench's default (TPC-B-like) script on a scratch database; returns its tps and
+/// the machine's CPU per transaction.
+async fn pgbench(base: &str, clients: usize, seconds: u64) -> Option<(f64, String)> {
     let Some(pgbench) = find_pgbench() else {
         println!("pgbench not found on PATH or under /usr/lib/postgresql/*/bin: skipped");
         return None;
@@ -145,6 +152,7 @@ async fn pgbench(base: &str, clients: usize, seconds: u64) -> Option<f64> {
         );
         return None;
     }
+    let busy = testkit::machine_busy();
     let run = Command::new(&pgbench)
         .args([
             "-c",
@@ -157,8 +165,9 @@ async fn pgbench(base: &str, clients: usize, seconds: u64) -> Option<f64> {
         ])
         .output()
         .ok()?;
+    let busy_after = testkit::machine_busy();
     let text = String::from_utf8_lossy(&run.stdout);
-    let tps = text
+    let tps: Option<f64> = text
         .lines()
         .find(|l| l.starts_with("tps = "))
         .and_then(|l| l["tps = ".len()..].split_whitespace().next())
@@ -169,7 +178,18 @@ async fn pgbench(base: &str, clients: usize, seconds: u64) -> Option<f64> {
             String::from_utf8_lossy(&run.stderr)
         );
     }
-    tps
+    let processed = text
+        .lines()
+        .find(|l| l.starts_with("number of transactions actually processed: "))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    tps.map(|tps| {
+        (
+            tps,
+            cpu_text(testkit::cpu_per_op(busy, busy_after, processed)),
+        )
+    })
 }
 
 /// The URL of database `db` on the server of `base` (its query string dropped).
@@ -476,6 +496,7 @@ async fn main() {
         }));
     }
     let started = Instant::now();
+    let busy = testkit::machine_busy();
     let mut latencies = Vec::new();
     let mut errors = 0;
     for worker in workers {
@@ -484,12 +505,17 @@ async fn main() {
         errors += e;
     }
     let elapsed = started.elapsed();
+    let cpu = cpu_text(testkit::cpu_per_op(
+        busy,
+        testkit::machine_busy(),
+        latencies.len() as f64,
+    ));
     latencies.sort();
     let rate = latencies.len() as f64 / elapsed.as_secs_f64();
     println!(
         "create invitation (1 trust product + 3 school products x 10 schools), {concurrency} \
          concurrent clients, {:.1} s: {} ok, {errors} failed, {rate:.0}/s, p50 {:.2} ms, \
-         p99 {:.2} ms",
+         p99 {:.2} ms, {cpu}",
         elapsed.as_secs_f64(),
         latencies.len(),
         percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
@@ -499,8 +525,10 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     match pgbench(&base, concurrency, seconds).await {
-        Some(tps) => {
-            println!("pgbench default script, -c {concurrency} -j 2 -T {seconds}: {tps:.0} tps");
+        Some((tps, cpu)) => {
+            println!(
+                "pgbench default script, -c {concurrency} -j 2 -T {seconds}: {tps:.0} tps, {cpu}"
+            );
             println!(
                 "ratio create/pgbench: {:.2} (target >= 0.50); p99 target < 25 ms",
                 rate / tps

@@ -19,7 +19,7 @@ use portal_runtime::auth::BearerToken;
 use portal_runtime::clock::to_timestamp;
 use portal_runtime::config::{DatabaseArgs, ServerArgs, TokenArgs};
 use portal_runtime::server::Shutdown;
-use portal_runtime::testkit::{TestKeys, wait_for_serving};
+use portal_runtime::testkit::{self, TestKeys, wait_for_serving};
 use portal_subscription::{Application, Config};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -49,6 +49,8 @@ struct Figures {
     p99: Duration,
     mean: Duration,
     rate: f64,
+    /// The whole machine's busy CPU per call (client and server share it).
+    cpu: Option<Duration>,
 }
 
 /// N sequential calls for latency, then `concurrency` callers for `seconds` for throughput.
@@ -73,6 +75,7 @@ where
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
+    let busy = testkit::machine_busy();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
             let call = call.clone();
@@ -91,12 +94,14 @@ where
     for worker in workers {
         let _ = worker.await;
     }
-    let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    let calls = done.load(Ordering::Relaxed) as f64;
+    let rate = calls / started.elapsed().as_secs_f64();
     Figures {
         p50: pick(0.50),
         p99: pick(0.99),
         mean,
         rate,
+        cpu: testkit::cpu_per_op(busy, testkit::machine_busy(), calls),
     }
 }
 
@@ -256,11 +261,15 @@ fn calling(
 
 fn print(name: &str, f: &Figures) {
     println!(
-        "{name:<34} p50 {:>8.3} ms   p99 {:>8.3} ms   mean {:>8.3} ms   {:>9.0} calls/s",
+        "{name:<34} p50 {:>8.3} ms   p99 {:>8.3} ms   mean {:>8.3} ms   {:>9.0} calls/s   {}",
         f.p50.as_secs_f64() * 1e3,
         f.p99.as_secs_f64() * 1e3,
         f.mean.as_secs_f64() * 1e3,
-        f.rate
+        f.rate,
+        f.cpu.map_or("CPU not measured".into(), |d| format!(
+            "{:>6.1} us machine CPU per call",
+            d.as_secs_f64() * 1e6
+        )),
     );
 }
 

@@ -59,7 +59,7 @@ pub async fn check_organizations(
     let trust_id = view.trust_id.as_str();
     let mut ids: Vec<String> = schools
         .iter()
-        .filter(|s| !view.knows(&s.id) || s.id == trust_id)
+        .filter(|s| !view.knows_key(s.key) || s.id == trust_id)
         .map(|s| s.id.clone())
         .collect();
     if !view.knows(trust_id) {

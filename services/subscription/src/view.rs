@@ -106,7 +106,12 @@ impl TrustView {
     /// the trust (the trust itself, or else one of its schools). Organisations never change
     /// trust or kind.
     pub fn knows(&self, organization_id: &str) -> bool {
-        self.by_organization.contains_key(&id_key(organization_id))
+        self.knows_key(id_key(organization_id))
+    }
+
+    /// [`Self::knows`] by the organisation's [`id_key`].
+    pub fn knows_key(&self, key: u128) -> bool {
+        self.by_organization.contains_key(&key)
     }
 
     pub fn len(&self) -> usize {
