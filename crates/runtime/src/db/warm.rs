@@ -158,6 +158,19 @@ impl<DB: Database> Shared<DB> {
     }
 }
 
+/// Whether an error says the connection itself is gone: a transport failure, or the
+/// server's own notice that it ended the session (SQLSTATE class 08, connection exception;
+/// class 57, operator intervention, such as a shutdown or `pg_terminate_backend`).
+fn connection_lost(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
+}
+
 /// A connection leased from a [`WarmPool`]. [`Lease::release`] parks it for the next caller;
 /// dropping it instead hands it back to sqlx's pool, which checks it first.
 pub struct Lease<DB: Database> {
@@ -200,6 +213,14 @@ impl<DB: Database> Lease<DB> {
     /// drop it, for sqlx to check.
     pub fn release_after<T>(self, result: &Result<T, sqlx::Error>) {
         match result {
+            Err(error) if connection_lost(error) => {
+                // Most often the server went away (a restart, a failover): the parked
+                // connections are lost too, so they go back for sqlx to check rather than
+                // to the next callers to fail on.
+                let parked = std::mem::take(&mut self.shared.lock().parked);
+                drop(parked);
+                drop(self);
+            }
             Ok(_) | Err(sqlx::Error::Database(_)) | Err(sqlx::Error::RowNotFound) => self.release(),
             Err(_) => drop(self),
         }
@@ -426,6 +447,60 @@ mod tests {
             assert_eq!(call.await.unwrap().unwrap(), 1);
         }
         assert!(warm.pool().size() <= 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_lost_under_a_statement_hands_back_every_parked_one() {
+        let Some(url) = crate::db::testing::postgres_url().await else {
+            return;
+        };
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&url)
+            .await
+            .unwrap();
+        let warm = WarmPool::new(pool);
+        // Two connections parked, as after two concurrent statements.
+        let mut first = warm.lease().await.unwrap();
+        let mut second = warm.lease().await.unwrap();
+        let mut pids = Vec::new();
+        for lease in [&mut first, &mut second] {
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut **lease)
+                .await
+                .unwrap();
+            pids.push(pid);
+        }
+        first.release();
+        second.release();
+        assert_eq!(warm.parked(), 2);
+        // The server drops both, as a restart would.
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        for pid in &pids {
+            sqlx::query("SELECT pg_terminate_backend($1)")
+                .bind(pid)
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let lost = sqlx::query("SELECT 1").execute(&warm).await;
+        assert!(lost.is_err(), "a terminated connection cannot answer");
+        assert_eq!(
+            warm.parked(),
+            0,
+            "the other parked connection is handed back too"
+        );
+        // The next statement gets a live connection.
+        let one: i32 = sqlx::query_scalar("SELECT 1")
+            .fetch_one(&warm)
+            .await
+            .unwrap();
+        assert_eq!(one, 1);
+        warm.close().await;
     }
 
     #[tokio::test]
