@@ -162,6 +162,12 @@ pub mod testing {
         format!("sqlite:{}", dir.join("test.db").display())
     }
 
+    /// Test schemas are named `t_<unix seconds>_<random>`; one older than this belongs to a
+    /// run long over (no test lasts an hour) and is dropped by the next run, so a developer's
+    /// database does not fill with thousands of schemas (which slows PostgreSQL's catalogue
+    /// for everything else, benchmarks included).
+    const STALE_AFTER_SECS: u64 = 3_600;
+
     /// A URL to a new, empty schema of the test PostgreSQL server, or `None` when no server
     /// was given (the PostgreSQL tests are then skipped). Panics when a server was given but
     /// cannot be reached, so a misconfigured CI run fails instead of passing quietly.
@@ -169,13 +175,18 @@ pub mod testing {
         let base = std::env::var(POSTGRES_URL_VAR)
             .ok()
             .filter(|u| !u.is_empty())?;
-        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let schema = format!("t_{now}_{}", uuid::Uuid::new_v4().simple());
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect(&base)
             .await
             .unwrap_or_else(|e| panic!("{POSTGRES_URL_VAR} is set but unreachable: {e}"));
+        drop_stale_schemas(&pool, now).await;
         sqlx::query(&format!("CREATE SCHEMA {schema}"))
             .execute(&pool)
             .await
@@ -183,6 +194,32 @@ pub mod testing {
         pool.close().await;
         let sep = if base.contains('?') { '&' } else { '?' };
         Some(format!("{base}{sep}options[search_path]={schema}"))
+    }
+
+    /// Drops the test schemas of runs long over: best effort, as another run may be dropping
+    /// the same ones.
+    async fn drop_stale_schemas(pool: &sqlx::PgPool, now: u64) {
+        let Ok(names) = sqlx::query_scalar::<_, String>(
+            "SELECT nspname FROM pg_namespace WHERE nspname ~ '^t_([0-9]+_)?[0-9a-f]{32}$'",
+        )
+        .fetch_all(pool)
+        .await
+        else {
+            return;
+        };
+        for name in names {
+            // Names without a time come from before schemas carried one: stale by now.
+            let parts: Vec<&str> = name.split('_').collect();
+            let made: Option<u64> = match parts.as_slice() {
+                [_, made, _] => made.parse().ok(),
+                _ => Some(0),
+            };
+            if made.is_some_and(|made| now.saturating_sub(made) > STALE_AFTER_SECS) {
+                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                    .execute(pool)
+                    .await;
+            }
+        }
     }
 }
 
