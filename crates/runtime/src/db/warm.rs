@@ -23,6 +23,9 @@ const PING_AFTER: Duration = Duration::from_secs(10);
 /// A connection goes back to sqlx's pool after this long in service, so sqlx's own lifetime
 /// and idle limits still renew connections now and then.
 const RETIRE_AFTER: Duration = Duration::from_secs(10 * 60);
+/// A parked connection unused this long goes back to sqlx's pool (whose idle timeout closes
+/// it), so the parked set follows the concurrency of the last minute, not of the busiest.
+const UNPARK_AFTER: Duration = Duration::from_secs(60);
 
 /// A sqlx pool plus the connections parked in front of it. Cheap to clone.
 pub struct WarmPool<DB: Database> {
@@ -193,6 +196,13 @@ impl<DB: Database> Lease<DB> {
             return;
         }
         let mut state = shared.lock();
+        // The stack's bottom holds the connections unused longest.
+        let unused = state
+            .parked
+            .iter()
+            .take_while(|p| p.since.elapsed() >= UNPARK_AFTER)
+            .count();
+        let unparked: Vec<Parked<DB>> = state.parked.drain(..unused).collect();
         // Never more parked than sqlx may open, nor while someone waits on sqlx's pool.
         if state.waiting == 0
             && state.parked.len() < shared.pool.options().get_max_connections() as usize
@@ -202,10 +212,12 @@ impl<DB: Database> Lease<DB> {
                 since: Instant::now(),
                 first_leased: self.first_leased,
             });
+            drop(state);
         } else {
             drop(state);
             drop(conn);
         }
+        drop(unparked);
     }
 
     /// Parks the connection when `result` says the use completed: Ok, or an error the
