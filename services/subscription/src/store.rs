@@ -492,9 +492,12 @@ macro_rules! sql_store {
                     return Ok(outcome);
                 }
                 let s = subscription;
+                // No conflict target: with `(id)` alone, two concurrent first subscriptions
+                // of one organisation could trip over the (id, trust_id, kind) unique index
+                // before the primary key and fail instead of doing nothing.
                 sqlx::query(
                     "INSERT INTO organizations (id, trust_id, kind, create_time) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                 )
                 .bind(&s.organization_id)
                 .bind(&s.trust_id)
