@@ -476,42 +476,39 @@ macro_rules! sql_store {
                     .into_iter()
                     .collect();
                 // The rows are what was bound: no need to read them back.
-                let made: Vec<Grant> = batch
+                let mut results: Vec<Option<(Grant, GrantOutcome)>> = batch
                     .specs
                     .iter()
                     .zip(&ids)
-                    .filter(|(_, id)| inserted.contains(id.as_str()))
-                    .map(|(spec, id)| Grant {
-                        id: id.clone(),
-                        invitation_id: batch.invitation_id.clone(),
-                        trust_id: batch.trust_id.clone(),
-                        kind: spec.kind,
-                        organization_id: spec.organization_id.clone(),
-                        product_key: spec.product_key.clone(),
-                        role_key: spec.role_key.clone(),
-                        email: batch.email.clone(),
-                        account_id: account_id.clone(),
-                        status,
-                        create_time: from_micros(now),
-                        update_time: from_micros(now),
+                    .map(|(spec, id)| {
+                        inserted.contains(id.as_str()).then(|| {
+                            let grant = Grant {
+                                id: id.clone(),
+                                invitation_id: batch.invitation_id.clone(),
+                                trust_id: batch.trust_id.clone(),
+                                kind: spec.kind,
+                                organization_id: spec.organization_id.clone(),
+                                product_key: spec.product_key.clone(),
+                                role_key: spec.role_key.clone(),
+                                email: batch.email.clone(),
+                                account_id: account_id.clone(),
+                                status,
+                                create_time: from_micros(now),
+                                update_time: from_micros(now),
+                            };
+                            (grant, GrantOutcome::Created)
+                        })
                     })
                     .collect();
-                if made.len() == batch.specs.len() {
-                    return Ok(made.into_iter().map(|g| (g, GrantOutcome::Created)).collect());
+                if inserted.len() == batch.specs.len() {
+                    return all_settled(results);
                 }
-                if made.is_empty() {
+                if inserted.is_empty() {
                     // Nothing written: the transaction decides every grant (already held,
                     // already granted, an unknown trust or a foreign school).
                     return self.batch_grant_in_tx(batch).await;
                 }
                 // Some made, the rest held already: classify the rest on a fresh read.
-                let mut results: Vec<Option<(Grant, GrantOutcome)>> =
-                    vec![None; batch.specs.len()];
-                for (index, id) in ids.iter().enumerate() {
-                    if let Some(grant) = made.iter().find(|g| &g.id == id) {
-                        results[index] = Some((grant.clone(), GrantOutcome::Created));
-                    }
-                }
                 let mut conn = self.pool.lease().await?;
                 let rest: Vec<usize> = (0..batch.specs.len())
                     .filter(|i| results[*i].is_none())
@@ -712,11 +709,9 @@ macro_rules! sql_store {
                 grants_from(rows)
             }
 
-            /// The grants of an invitation and those held by an email (not revoked), in one
-            /// statement.
-            #[tracing::instrument(name = "identity.db.relevant_grants", skip_all, fields(otel.kind = "client", db.system = $system))]
             /// BatchGrant in one transaction: the organisations checked, the relevant grants
             /// read and classified, the missing ones inserted.
+            #[tracing::instrument(name = "identity.db.batch_grant_in_tx", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn batch_grant_in_tx(
                 &self,
                 batch: GrantBatch,
@@ -827,6 +822,9 @@ macro_rules! sql_store {
                 all_settled(results)
             }
 
+            /// The grants of an invitation and those held by an email (not revoked), in one
+            /// statement.
+            #[tracing::instrument(name = "identity.db.relevant_grants", skip_all, fields(otel.kind = "client", db.system = $system))]
             async fn relevant_grants(
                 conn: &mut <$db as Database>::Connection,
                 invitation_id: &str,
