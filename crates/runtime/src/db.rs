@@ -12,7 +12,8 @@ mod warm;
 
 pub use warm::{Lease, WarmPool};
 
-/// A pooled PostgreSQL connection idle this long is pinged before it is handed out.
+/// A connection idle this long (in sqlx's PostgreSQL pool, or parked in a [`WarmPool`]) is
+/// pinged before it is handed out.
 const PING_IDLE_AFTER: Duration = Duration::from_secs(10);
 
 /// A service's connection pool: SQLite (embedded default) or PostgreSQL (production).

@@ -531,16 +531,16 @@ impl Eligibility {
             )
             .into());
         }
-        let mut since: HashMap<usize, DateTime<Utc>> = HashMap::new();
+        let mut since: Vec<Option<DateTime<Utc>>> = vec![None; answer.reasons.len()];
         for refusal in &answer.refusals {
-            if let (Ok(pair), Some(at)) = (
-                usize::try_from(refusal.pair),
-                refusal
+            if let Some(slot) = usize::try_from(refusal.pair)
+                .ok()
+                .and_then(|pair| since.get_mut(pair))
+            {
+                *slot = refusal
                     .effective_time
                     .as_ref()
-                    .and_then(portal_runtime::clock::from_timestamp),
-            ) {
-                since.insert(pair, at);
+                    .and_then(portal_runtime::clock::from_timestamp);
             }
         }
         let pairs = answer
@@ -552,7 +552,7 @@ impl Eligibility {
                 product_key: keys[i % keys.len()].clone(),
                 reason: sub::IneligibilityReason::try_from(*reason)
                     .unwrap_or(sub::IneligibilityReason::NoSubscription),
-                since: since.get(&i).copied(),
+                since: since[i],
             })
             .collect();
         Ok(Self {

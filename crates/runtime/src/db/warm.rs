@@ -12,14 +12,13 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::PING_IDLE_AFTER;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{StreamExt as _, TryStreamExt as _};
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection as _, Database, Describe, Either, Execute, Executor, Pool, Transaction};
 
-/// A parked connection idle this long is pinged before it is handed out again.
-const PING_AFTER: Duration = Duration::from_secs(10);
 /// A connection goes back to sqlx's pool after this long in service, so sqlx's own lifetime
 /// and idle limits still renew connections now and then.
 const RETIRE_AFTER: Duration = Duration::from_secs(10 * 60);
@@ -115,7 +114,7 @@ impl<DB: Database> WarmPool<DB> {
                 first_leased: parked.first_leased,
                 shared: self.shared.clone(),
             };
-            if parked.since.elapsed() < PING_AFTER {
+            if parked.since.elapsed() < PING_IDLE_AFTER {
                 return Ok(lease);
             }
             // A connection that sat idle may have been dropped by the server or a proxy.

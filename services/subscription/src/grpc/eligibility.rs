@@ -125,7 +125,7 @@ impl Eligibility {
                 school_id: school.id.clone(),
                 // The view orders them by product key then start time.
                 subscriptions: view
-                    .of_organization(&school.id)
+                    .of_key(school.key)
                     .iter()
                     .map(|s| pb::SubscriptionState {
                         subscription: Some(subscription_to_proto(s)),
