@@ -95,3 +95,6 @@ fn shutdown_on_signals() -> Shutdown {
     shutdown.trigger_on_signals();
     shutdown
 }
+
+#[global_allocator]
+static ALLOC: portal_runtime::alloc::Allocator = portal_runtime::alloc::Allocator;

@@ -2,6 +2,7 @@
 //! (health, reflection, shutdown, protective layers), authentication, error mapping, storage
 //! pools, time and pagination.
 
+pub mod alloc;
 pub mod auth;
 pub mod client;
 pub mod clock;

@@ -151,3 +151,6 @@ async fn bench(url: String) -> anyhow::Result<()> {
     server.await??;
     Ok(())
 }
+
+#[global_allocator]
+static ALLOC: portal_runtime::alloc::Allocator = portal_runtime::alloc::Allocator;

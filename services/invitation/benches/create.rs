@@ -742,3 +742,6 @@ async fn probe_store(base: &str) {
         percentile(&times, 0.99).as_secs_f64() * 1000.0
     );
 }
+
+#[global_allocator]
+static ALLOC: portal_runtime::alloc::Allocator = portal_runtime::alloc::Allocator;

@@ -408,3 +408,6 @@ async fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[global_allocator]
+static ALLOC: portal_runtime::alloc::Allocator = portal_runtime::alloc::Allocator;
