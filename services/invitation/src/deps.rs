@@ -516,45 +516,59 @@ impl PairAnswer {
 }
 
 impl Eligibility {
-    /// Reads a COMPACT answer: `reasons` is school-major over the distinct schools asked
-    /// about (in the order first given) and the answer's product keys.
+    /// Reads a COMPACT answer: pairs are numbered school-major over the distinct schools
+    /// asked about (in the order first given) and the answer's product keys; those not
+    /// refused are eligible.
     fn from_compact(answer: sub::CheckEligibilityResponse, school_ids: &[String]) -> Result<Self> {
         let mut seen = std::collections::HashSet::new();
         let schools: Vec<&String> = school_ids.iter().filter(|s| seen.insert(*s)).collect();
         let keys = &answer.school_product_keys;
-        if answer.reasons.len() != schools.len() * keys.len() {
-            return Err(anyhow::anyhow!(
-                "subscription answered {} reasons for {} schools x {} products",
-                answer.reasons.len(),
+        let mut pairs: Vec<PairAnswer> = schools
+            .iter()
+            .flat_map(|school| {
+                keys.iter().map(|key| PairAnswer {
+                    school_id: (*school).clone(),
+                    product_key: key.clone(),
+                    reason: sub::IneligibilityReason::Unspecified,
+                    since: None,
+                })
+            })
+            .collect();
+        let refused = answer.refused.unwrap_or_default();
+        let malformed = |what: &str| -> InvitationError {
+            anyhow::anyhow!(
+                "subscription answered {what} for {} schools x {} products",
                 schools.len(),
                 keys.len()
             )
-            .into());
+            .into()
+        };
+        if refused.reasons.len() != refused.pairs.len()
+            || refused.effective_unix_micros.len() != refused.pairs.len()
+        {
+            return Err(malformed("refusal lists of different lengths"));
         }
-        let mut since: Vec<Option<DateTime<Utc>>> = vec![None; answer.reasons.len()];
-        for refusal in &answer.refusals {
-            if let Some(slot) = usize::try_from(refusal.pair)
-                .ok()
-                .and_then(|pair| since.get_mut(pair))
-            {
-                *slot = refusal
-                    .effective_time
-                    .as_ref()
-                    .and_then(portal_runtime::clock::from_timestamp);
-            }
-        }
-        let pairs = answer
-            .reasons
+        for ((pair, reason), micros) in refused
+            .pairs
             .iter()
-            .enumerate()
-            .map(|(i, reason)| PairAnswer {
-                school_id: schools[i / keys.len()].clone(),
-                product_key: keys[i % keys.len()].clone(),
-                reason: sub::IneligibilityReason::try_from(*reason)
-                    .unwrap_or(sub::IneligibilityReason::NoSubscription),
-                since: since[i],
-            })
-            .collect();
+            .zip(&refused.reasons)
+            .zip(&refused.effective_unix_micros)
+        {
+            let answer = usize::try_from(*pair)
+                .ok()
+                .and_then(|pair| pairs.get_mut(pair))
+                .ok_or_else(|| malformed(&format!("pair number {pair}")))?;
+            // An unknown reason from a newer server still refuses the pair.
+            answer.reason = match sub::IneligibilityReason::try_from(*reason) {
+                Ok(sub::IneligibilityReason::Unspecified) | Err(_) => {
+                    sub::IneligibilityReason::NoSubscription
+                }
+                Ok(reason) => reason,
+            };
+            answer.since = (*micros != 0)
+                .then(|| DateTime::<Utc>::from_timestamp_micros(*micros))
+                .flatten();
+        }
         Ok(Self {
             trust_subscribed: answer.trust_product.is_some_and(|t| t.eligible),
             pairs,
@@ -571,6 +585,17 @@ mod tests {
         chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 9, day, 0, 0, 0).unwrap()
     }
 
+    fn refused(refusals: &[(u32, R, Option<DateTime<Utc>>)]) -> Option<sub::Refused> {
+        Some(sub::Refused {
+            pairs: refusals.iter().map(|r| r.0).collect(),
+            reasons: refusals.iter().map(|r| r.1 as i32).collect(),
+            effective_unix_micros: refusals
+                .iter()
+                .map(|r| r.2.map_or(0, |t| t.timestamp_micros()))
+                .collect(),
+        })
+    }
+
     #[test]
     fn a_compact_answer_becomes_one_pair_per_school_and_product_with_refusal_dates() {
         let answer = sub::CheckEligibilityResponse {
@@ -580,24 +605,11 @@ mod tests {
                 ..Default::default()
             }),
             school_product_keys: vec!["sonar".into(), "mis".into()],
-            reasons: vec![
-                R::Unspecified as i32,
-                R::Ended as i32,
-                R::NoSubscription as i32,
-                R::NotStarted as i32,
-            ],
-            refusals: vec![
-                sub::Refusal {
-                    pair: 1,
-                    subscription_id: "s1".into(),
-                    effective_time: Some(to_timestamp(at(1))),
-                },
-                sub::Refusal {
-                    pair: 3,
-                    subscription_id: "s2".into(),
-                    effective_time: Some(to_timestamp(at(20))),
-                },
-            ],
+            refused: refused(&[
+                (1, R::Ended, Some(at(1))),
+                (2, R::NoSubscription, None),
+                (3, R::NotStarted, Some(at(20))),
+            ]),
             ..Default::default()
         };
         // The second "a" is a duplicate the subscription service ignored.
@@ -624,12 +636,37 @@ mod tests {
     }
 
     #[test]
-    fn a_compact_answer_of_the_wrong_size_is_an_error_not_a_misread() {
+    fn a_compact_answer_without_refusals_makes_every_pair_eligible() {
+        let answer = sub::CheckEligibilityResponse {
+            school_product_keys: vec!["sonar".into()],
+            ..Default::default()
+        };
+        let eligibility =
+            Eligibility::from_compact(answer, &["a".to_string(), "b".to_string()]).unwrap();
+        assert_eq!(eligibility.pairs.len(), 2);
+        assert!(eligibility.pairs.iter().all(PairAnswer::eligible));
+        assert!(!eligibility.trust_subscribed);
+    }
+
+    #[test]
+    fn a_compact_answer_naming_a_pair_out_of_range_is_an_error_not_a_misread() {
         let answer = sub::CheckEligibilityResponse {
             school_product_keys: vec!["sonar".into(), "mis".into()],
-            reasons: vec![R::Unspecified as i32; 3],
+            refused: refused(&[(4, R::Ended, None)]),
             ..Default::default()
         };
         assert!(Eligibility::from_compact(answer, &["a".to_string(), "b".to_string()]).is_err());
+    }
+
+    #[test]
+    fn a_compact_answer_with_lists_of_different_lengths_is_an_error_not_a_misread() {
+        let mut lists = refused(&[(0, R::Ended, None), (1, R::Cancelled, None)]).unwrap();
+        lists.effective_unix_micros.pop();
+        let answer = sub::CheckEligibilityResponse {
+            school_product_keys: vec!["sonar".into(), "mis".into()],
+            refused: Some(lists),
+            ..Default::default()
+        };
+        assert!(Eligibility::from_compact(answer, &["a".to_string()]).is_err());
     }
 }

@@ -239,6 +239,7 @@ async fn seed(billing: &mut SubscriptionServiceClient<Authed>) -> anyhow::Result
 fn calling(
     client: EligibilityServiceClient<Authed>,
     request: pb::CheckEligibilityRequest,
+    expected_listed: usize,
 ) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
 + Clone
 + Send
@@ -253,8 +254,9 @@ fn calling(
                 .await
                 .expect("eligibility call")
                 .into_inner();
-            let answered = answer.pairs.len() + answer.reasons.len();
-            assert_eq!(answered, SCHOOLS * PRODUCTS.len());
+            // FULL lists every pair, COMPACT the refused ones.
+            let listed = answer.pairs.len() + answer.refused.map_or(0, |r| r.pairs.len());
+            assert_eq!(listed, expected_listed);
         })
     }
 }
@@ -351,18 +353,22 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .into_inner();
     let compact_bytes = prost::Message::encoded_len(&compact_sample);
-    let compact_eligible = compact_sample
-        .reasons
-        .iter()
-        .filter(|r| **r == pb::IneligibilityReason::Unspecified as i32)
-        .count();
+    let compact_eligible = sample.pairs.len()
+        - compact_sample
+            .refused
+            .as_ref()
+            .map_or(0, |refused| refused.pairs.len());
     anyhow::ensure!(
         compact_eligible == eligible,
         "the two views disagree: {compact_eligible} and {eligible} eligible pairs"
     );
 
-    let eligibility_call = calling(eligibility.clone(), request.clone());
-    let compact_call = calling(eligibility.clone(), compact_request.clone());
+    let eligibility_call = calling(eligibility.clone(), request.clone(), sample.pairs.len());
+    let compact_call = calling(
+        eligibility.clone(),
+        compact_request.clone(),
+        sample.pairs.len() - eligible,
+    );
     let health = HealthClient::new(channel.clone());
     let echo_call = move || {
         let mut client = health.clone();

@@ -174,7 +174,7 @@ async fn every_status_and_period_edge_is_answered_with_its_reason_and_subscripti
 }
 
 #[tokio::test]
-async fn the_compact_view_gives_the_same_answers_with_the_effective_instant_of_each_refusal() {
+async fn the_compact_view_lists_exactly_the_refused_pairs_with_their_reasons_and_instants() {
     let h = Harness::start().await;
     let e = edges(&h).await;
     let mut client = h.invitation();
@@ -193,38 +193,53 @@ async fn the_compact_view_gives_the_same_answers_with_the_effective_instant_of_e
         .unwrap()
         .into_inner();
     assert!(compact.pairs.is_empty());
+    assert!(full.refused.is_none());
     assert_eq!(compact.school_product_keys, products);
     assert_eq!(full.school_product_keys, products);
-    // School-major, as FULL orders its pairs.
-    let reasons: Vec<i32> = full.pairs.iter().map(|p| p.reason).collect();
-    assert_eq!(compact.reasons, reasons);
+    let micros = |t: Option<prost_types::Timestamp>| {
+        t.map_or(0, |t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000)
+    };
     let effective = |p: &pb::PairEligibility| {
-        let s = p.subscription.clone().unwrap();
-        match pb::IneligibilityReason::try_from(p.reason).unwrap() {
+        let Some(s) = p.subscription.clone() else {
+            return 0;
+        };
+        micros(match pb::IneligibilityReason::try_from(p.reason).unwrap() {
             pb::IneligibilityReason::NotStarted => s.start_time,
             pb::IneligibilityReason::Ended | pb::IneligibilityReason::Expired => s.end_time,
             pb::IneligibilityReason::Cancelled => s.cancel_time,
             other => panic!("{other:?} has no subscription behind it"),
-        }
+        })
     };
-    let expected: Vec<(u32, String, Option<prost_types::Timestamp>)> = full
+    // School-major, as FULL orders its pairs; the eligible pairs are left out.
+    let expected: Vec<(u32, i32, i64)> = full
         .pairs
         .iter()
         .enumerate()
-        .filter(|(_, p)| !p.eligible && p.subscription.is_some())
-        .map(|(i, p)| {
-            let id = p.subscription.as_ref().unwrap().id.clone();
-            (i as u32, id, effective(p))
+        .filter(|(_, p)| !p.eligible)
+        .map(|(i, p)| (i as u32, p.reason, effective(p)))
+        .collect();
+    let refused = compact.refused.unwrap();
+    assert_eq!(refused.pairs.len(), refused.reasons.len());
+    assert_eq!(refused.pairs.len(), refused.effective_unix_micros.len());
+    let given: Vec<(u32, i32, i64)> = (0..refused.pairs.len())
+        .map(|i| {
+            (
+                refused.pairs[i],
+                refused.reasons[i],
+                refused.effective_unix_micros[i],
+            )
         })
         .collect();
-    let given: Vec<(u32, String, Option<prost_types::Timestamp>)> = compact
-        .refusals
-        .iter()
-        .map(|r| (r.pair, r.subscription_id.clone(), r.effective_time))
-        .collect();
     assert_eq!(given, expected);
-    // The edges hold one of each refusal that has a subscription.
-    assert_eq!(compact.refusals.len(), 4);
+    // The edges hold one of each refusal that has a subscription, and eligible pairs too.
+    let from_subscriptions = full
+        .pairs
+        .iter()
+        .filter(|p| !p.eligible && p.subscription.is_some())
+        .count();
+    assert_eq!(from_subscriptions, 4);
+    assert!(given.iter().any(|g| g.2 != 0));
+    assert!(given.len() < full.pairs.len());
 }
 
 #[tokio::test]

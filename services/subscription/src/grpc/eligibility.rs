@@ -56,24 +56,19 @@ impl Eligibility {
             ..Default::default()
         };
         if compact {
-            response.reasons = answers
-                .pairs
-                .iter()
-                .map(|v| reason_to_proto(v.reason) as i32)
-                .collect();
-            response.refusals = answers
-                .pairs
-                .iter()
-                .enumerate()
-                .filter_map(|(pair, verdict)| {
-                    let subscription = verdict.subscription.filter(|_| !verdict.eligible())?;
-                    Some(pb::Refusal {
-                        pair: u32::try_from(pair).ok()?,
-                        subscription_id: subscription.id.clone(),
-                        effective_time: verdict.effective_time().map(to_timestamp),
-                    })
-                })
-                .collect();
+            let mut refused = pb::Refused::default();
+            for (pair, verdict) in answers.pairs.iter().enumerate() {
+                if verdict.eligible() {
+                    continue;
+                }
+                // A call holds at most MAX_SCHOOLS x MAX_PRODUCTS pairs.
+                refused.pairs.push(pair as u32);
+                refused.reasons.push(reason_to_proto(verdict.reason) as i32);
+                refused
+                    .effective_unix_micros
+                    .push(verdict.effective_time().map_or(0, |t| t.timestamp_micros()));
+            }
+            response.refused = Some(refused);
         } else {
             response.pairs = answers
                 .pairs
