@@ -517,7 +517,6 @@ async fn main() {
             let staff_ids = staff_ids.clone();
             let schools = schools.clone();
             let next = next.clone();
-            let request = request.clone();
             workers.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = 0usize;
