@@ -95,6 +95,7 @@ conformance!(
     revocation_counts_only_what_it_changes,
     access_and_administrator_queries_see_only_grants_in_force,
     seeding_the_demo_twice_changes_nothing,
+    a_trust_cannot_be_deleted_or_renumbered_under_its_grants,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -1034,4 +1035,46 @@ async fn seeding_the_demo_twice_changes_nothing(ctx: &Ctx) {
         SCHOOLS.len()
     );
     assert!(!all_staff(ctx, OTHER_TRUST_ID).await.is_empty());
+}
+
+/// Grants name their trust without a foreign key on PostgreSQL (a guard refuses what the key
+/// guarded), with one on SQLite: on both, a trust cannot go away under its grants.
+async fn a_trust_cannot_be_deleted_or_renumbered_under_its_grants(ctx: &Ctx) {
+    let trust_id = trust(ctx).await;
+    ctx.store
+        .batch_grant(batch(
+            &new_id(),
+            &trust_id,
+            "p@s.org",
+            vec![spec(OrgKind::Trust, &trust_id, "portal", "full-edit")],
+            false,
+        ))
+        .await
+        .expect("grant");
+    // Ids are UUIDs made here: safe to write into the statements.
+    let delete = format!("DELETE FROM trusts WHERE id = '{trust_id}'");
+    let renumber = format!(
+        "UPDATE trusts SET id = '{}' WHERE id = '{trust_id}'",
+        new_id()
+    );
+    for statement in [&delete, &renumber] {
+        let refused = match &ctx.pool {
+            DbPool::Sqlite(pool) => sqlx::query(statement).execute(pool.pool()).await.is_err(),
+            DbPool::Postgres(pool) => sqlx::query(statement).execute(pool.pool()).await.is_err(),
+        };
+        assert!(refused, "`{statement}` was allowed");
+    }
+    let renamed = format!("UPDATE trusts SET name = 'Renamed' WHERE id = '{trust_id}'");
+    match &ctx.pool {
+        DbPool::Sqlite(pool) => sqlx::query(&renamed).execute(pool.pool()).await.map(|_| ()),
+        DbPool::Postgres(pool) => sqlx::query(&renamed).execute(pool.pool()).await.map(|_| ()),
+    }
+    .expect("a trust can still be renamed");
+    let held = ctx
+        .store
+        .get_trust(&trust_id)
+        .await
+        .expect("read")
+        .expect("the trust is still there");
+    assert_eq!(held.name, "Renamed");
 }
