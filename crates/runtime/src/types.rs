@@ -57,27 +57,34 @@ impl fmt::Debug for Email {
 
 /// Parses a resource id (a UUID in canonical lower-case form).
 pub fn parse_id(raw: &str) -> Result<String, String> {
-    parse_id_keyed(raw).map(|(id, _)| id)
-}
-
-/// Parses a resource id like [`parse_id`], with its 128-bit value: a cheap key for [`IdMap`].
-pub fn parse_id_keyed(raw: &str) -> Result<(String, u128), String> {
     let trimmed = raw.trim();
-    if trimmed.is_empty() {
-        return Err("is required".into());
-    }
-    let uuid = uuid::Uuid::parse_str(trimmed)
-        .map_err(|_| format!("`{}` is not a valid id (a UUID)", truncate(trimmed, 64)))?;
+    let key = parse_id_key(trimmed)?;
     // Ids are nearly always given as the services write them: copy those as they are.
     let canonical = trimmed.len() == 36
         && trimmed.as_bytes()[8] == b'-'
         && !trimmed.bytes().any(|b| b.is_ascii_uppercase());
-    let id = if canonical {
+    Ok(if canonical {
         trimmed.to_string()
     } else {
-        uuid.hyphenated().to_string()
-    };
-    Ok((id, uuid.as_u128()))
+        id_of_key(key)
+    })
+}
+
+/// Checks a resource id like [`parse_id`] and returns only its 128-bit value, a cheap key
+/// for [`IdMap`] that needs no allocation; [`id_of_key`] spells it back.
+pub fn parse_id_key(raw: &str) -> Result<u128, String> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err("is required".into());
+    }
+    uuid::Uuid::parse_str(trimmed)
+        .map(|uuid| uuid.as_u128())
+        .map_err(|_| format!("`{}` is not a valid id (a UUID)", truncate(trimmed, 64)))
+}
+
+/// The canonical spelling (lower-case, hyphenated) of the id whose key [`parse_id_key`] gave.
+pub fn id_of_key(key: u128) -> String {
+    uuid::Uuid::from_u128(key).hyphenated().to_string()
 }
 
 /// The map key of a stored id: its UUID value (ids are checked UUIDs when written; anything
@@ -116,7 +123,7 @@ impl std::hash::Hasher for IdHasher {
     }
 }
 
-/// A map keyed by id value ([`id_key`], [`parse_id_keyed`]).
+/// A map keyed by id value ([`id_key`], [`parse_id_key`]).
 pub type IdMap<V> = std::collections::HashMap<u128, V, std::hash::BuildHasherDefault<IdHasher>>;
 /// A set of id values.
 pub type IdSet = std::collections::HashSet<u128, std::hash::BuildHasherDefault<IdHasher>>;
@@ -251,7 +258,9 @@ mod tests {
 
     #[test]
     fn an_id_key_is_its_uuid_value_whatever_the_case() {
-        let (id, key) = parse_id_keyed("7F3C2A10-0000-4000-8000-000000000001").unwrap();
+        let key = parse_id_key(" 7F3C2A10-0000-4000-8000-000000000001").unwrap();
+        let id = id_of_key(key);
+        assert_eq!(id, "7f3c2a10-0000-4000-8000-000000000001");
         assert_eq!(id_key(&id), key);
         assert_ne!(id_key("7f3c2a10-0000-4000-8000-000000000002"), key);
         let mut map = IdMap::default();

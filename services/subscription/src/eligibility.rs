@@ -19,10 +19,11 @@ pub const MAX_SCHOOLS: usize = 1_000;
 /// Most distinct school products in one call.
 pub const MAX_PRODUCTS: usize = 20;
 
-/// A school of a request, with where it was first given (to name it in errors).
+/// A school of a request, with where it was first given (to name it in errors). Only the
+/// id's value is kept: a call names up to a thousand schools, and most answers never spell
+/// their ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchoolRef {
-    pub id: String,
     /// The id's [`portal_runtime::types::id_key`].
     pub key: u128,
     /// Index in the request's `school_ids`.
@@ -30,9 +31,15 @@ pub struct SchoolRef {
 }
 
 impl SchoolRef {
-    pub fn new(id: String, index: usize) -> Self {
-        let key = portal_runtime::types::id_key(&id);
-        Self { id, key, index }
+    /// `id` is a UUID.
+    pub fn new(id: &str, index: usize) -> Self {
+        let key = portal_runtime::types::id_key(id);
+        Self { key, index }
+    }
+
+    /// The id, in canonical form.
+    pub fn id(&self) -> String {
+        portal_runtime::types::id_of_key(self.key)
     }
 }
 
@@ -57,10 +64,11 @@ pub async fn check_organizations(
     schools: &[SchoolRef],
 ) -> Result<()> {
     let trust_id = view.trust_id.as_str();
+    let trust_key = portal_runtime::types::id_key(trust_id);
     let mut ids: Vec<String> = schools
         .iter()
-        .filter(|s| !view.knows_key(s.key) || s.id == trust_id)
-        .map(|s| s.id.clone())
+        .filter(|s| !view.knows_key(s.key) || s.key == trust_key)
+        .map(SchoolRef::id)
         .collect();
     if !view.knows(trust_id) {
         ids.push(trust_id.to_string());
@@ -72,15 +80,18 @@ pub async fn check_organizations(
     if known.is_empty() {
         return Ok(());
     }
-    let known: HashMap<&str, _> = known.iter().map(|o| (o.id.as_str(), o)).collect();
+    let known: HashMap<u128, _> = known
+        .iter()
+        .map(|o| (portal_runtime::types::id_key(&o.id), o))
+        .collect();
     let mut violations = Violations::new();
-    if let Some(org) = known.get(trust_id)
+    if let Some(org) = known.get(&trust_key)
         && org.kind == OrgKind::School
     {
         violations.add("trust_id", "names a school, not a trust");
     }
     for school in schools {
-        match known.get(school.id.as_str()) {
+        match known.get(&school.key) {
             Some(org) if org.kind == OrgKind::Trust => {
                 violations.add(
                     format!("school_ids[{}]", school.index),

@@ -107,7 +107,7 @@ fn query(schools: usize, products: &[&str]) -> Query {
         trust_product: Some("portal".into()),
         school_products: products.iter().map(|p| p.to_string()).collect(),
         schools: (0..schools)
-            .map(|i| SchoolRef::new(format!("44444444-0000-4000-8000-{i:012}"), i))
+            .map(|i| SchoolRef::new(&format!("44444444-0000-4000-8000-{i:012}"), i))
             .collect(),
         at: Utc.with_ymd_and_hms(2025, 9, 1, 0, 0, 0).unwrap(),
     }
@@ -119,7 +119,7 @@ fn demo_query() -> Query {
         schools: portal_runtime::demo::SCHOOLS
             .iter()
             .enumerate()
-            .map(|(index, school)| SchoolRef::new(school.0.to_string(), index))
+            .map(|(index, school)| SchoolRef::new(school.0, index))
             .collect(),
         ..query(0, &["websites-cms", "comms-hub", "sonar", "mis"])
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use portal_proto::subscription::v1 as pb;
 use portal_proto::subscription::v1::eligibility_service_server::EligibilityService;
 use portal_runtime::clock::to_timestamp;
-use portal_runtime::types::{IdSet, parse_id, parse_id_keyed};
+use portal_runtime::types::{IdSet, parse_id, parse_id_key};
 use portal_runtime::{ApiError, Violations};
 use tonic::{Request, Response, Status};
 
@@ -75,7 +75,7 @@ impl Eligibility {
                 .iter()
                 .enumerate()
                 .map(|(i, verdict)| pb::PairEligibility {
-                    school_id: query.schools[i / products].id.clone(),
+                    school_id: query.schools[i / products].id(),
                     product_key: query.school_products[i % products].clone(),
                     eligible: verdict.eligible(),
                     reason: reason_to_proto(verdict.reason) as i32,
@@ -117,7 +117,7 @@ impl Eligibility {
         let school_subscriptions = schools
             .iter()
             .map(|school| pb::SchoolSubscriptions {
-                school_id: school.id.clone(),
+                school_id: school.id(),
                 // The view orders them by product key then start time.
                 subscriptions: view
                     .of_key(school.key)
@@ -142,10 +142,10 @@ fn parse_schools(raw: &[String], violations: &mut Violations) -> Vec<SchoolRef> 
     let mut schools = Vec::with_capacity(raw.len().min(MAX_SCHOOLS + 1));
     for (index, id) in raw.iter().enumerate() {
         // The field name is only built for a violation: this runs for every school asked.
-        match parse_id_keyed(id) {
-            Ok((id, key)) => {
+        match parse_id_key(id) {
+            Ok(key) => {
                 if seen.insert(key) {
-                    schools.push(SchoolRef { id, key, index });
+                    schools.push(SchoolRef { key, index });
                 }
             }
             Err(description) => violations.add(format!("school_ids[{index}]"), description),
