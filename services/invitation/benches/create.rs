@@ -52,16 +52,21 @@ fn client(addr: std::net::SocketAddr, token: &str) -> Authed {
     InterceptedService::new(channel, BearerToken::new(token).unwrap())
 }
 
+/// One connection to the benchmark's server, for setting up and clearing away.
+async fn admin_pool(base: &str) -> sqlx::PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(base)
+        .await
+        .expect("PostgreSQL reachable at PORTAL_BENCH_DATABASE_URL")
+}
+
 /// Schemas this run made, dropped at its end.
 static SCHEMAS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 async fn drop_schemas(base: &str) {
     let schemas = std::mem::take(&mut *SCHEMAS.lock().unwrap());
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(base)
-        .await
-        .unwrap();
+    let pool = admin_pool(base).await;
     for schema in schemas {
         sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
             .execute(&pool)
@@ -72,11 +77,7 @@ async fn drop_schemas(base: &str) {
 }
 
 async fn fresh_schema(base: &str) -> String {
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(base)
-        .await
-        .expect("PostgreSQL reachable at PORTAL_BENCH_DATABASE_URL");
+    let pool = admin_pool(base).await;
     let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
     sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&pool)
@@ -94,11 +95,7 @@ async fn fresh_schema(base: &str) -> String {
 /// tables were empty: the statements are prepared once and planned for tables of a few rows.
 async fn analyze_schemas(base: &str) {
     let schemas = SCHEMAS.lock().unwrap().clone();
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(base)
-        .await
-        .unwrap();
+    let pool = admin_pool(base).await;
     for schema in schemas {
         let tables: Vec<String> =
             sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = $1")
@@ -162,11 +159,7 @@ impl Pgbench {
             println!("pgbench not found on PATH or under /usr/lib/postgresql/*/bin: skipped");
             return None;
         };
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .connect(base)
-            .await
-            .ok()?;
+        let pool = admin_pool(base).await;
         let scratch = "portal_bench_pgbench";
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {scratch}"))
             .execute(&pool)
