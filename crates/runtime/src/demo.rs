@@ -230,6 +230,5 @@ pub const SCHOOL_ADMIN_PASSWORD: &str = "portal-demo-school-admin";
 pub const OTHER_ADMIN_EMAIL: &str = "admin@southbank.example.org";
 pub const OTHER_ADMIN_PASSWORD: &str = "portal-demo-other-admin";
 
-/// Catalogue keys the suite's rules refer to.
-pub const PORTAL_PRODUCT: &str = "portal";
-pub const ADMIN_ROLES: [&str; 2] = ["account-owner", "account-admin"];
+// Kept for the services until they read these from `auth::admin`.
+pub use crate::auth::admin::{ADMIN_ROLES, PORTAL_PRODUCT};

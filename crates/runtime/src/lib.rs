@@ -14,9 +14,12 @@ pub mod metrics;
 pub mod paging;
 pub mod propagation;
 pub mod server;
+pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod types;
+pub mod vocab;
 
 pub use auth::{Principal, TokenIssuer, TokenVerifier, principal_of};
 pub use clock::{Clock, SharedClock};

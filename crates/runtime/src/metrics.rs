@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tower::{Layer, Service};
 
 use crate::db::DbPool;
-use crate::server::Shutdown;
+use crate::shutdown::Shutdown;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RpcLabels {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 use tonic::transport::Server;
@@ -21,79 +21,13 @@ use crate::config::ServerArgs;
 use crate::db::{DbPool, Migrations};
 use crate::metrics::{self, Metrics, MetricsLayer};
 use crate::propagation;
+pub use crate::shutdown::Shutdown;
 
 /// Health service name a liveness probe asks: SERVING for as long as the process runs.
 pub const LIVENESS: &str = "liveness";
 /// Health service name a readiness probe asks: SERVING only while the database is ready and
 /// the server is not draining (the overall "" status says the same).
 pub const READINESS: &str = "readiness";
-
-/// A shutdown signal shared by every server of a process.
-#[derive(Debug, Clone)]
-pub struct Shutdown {
-    tx: Arc<watch::Sender<bool>>,
-}
-
-impl Default for Shutdown {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Shutdown {
-    pub fn new() -> Self {
-        Self {
-            tx: Arc::new(watch::channel(false).0),
-        }
-    }
-
-    /// Starts the shutdown.
-    pub fn trigger(&self) {
-        self.tx.send_replace(true);
-    }
-
-    pub fn is_triggered(&self) -> bool {
-        *self.tx.borrow()
-    }
-
-    /// Completes once the shutdown has started.
-    pub async fn wait(&self) {
-        let mut rx = self.tx.subscribe();
-        let _ = rx.wait_for(|triggered| *triggered).await;
-    }
-
-    /// Triggers on SIGTERM or ctrl-c.
-    pub fn trigger_on_signals(&self) {
-        let this = self.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("shutdown signal received; draining");
-            this.trigger();
-        });
-    }
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
 
 /// What a service contributes to its server.
 pub struct ServiceSpec {

@@ -38,10 +38,15 @@ impl TestKeys {
             .unwrap_or_default()
     }
 
-    /// A user token for `account_id`, valid for an hour.
+    /// A user token for `account_id`, valid for an hour (empty, and so refused, when
+    /// `account_id` is not an account id).
     pub fn user_token(&self, account_id: &str) -> String {
-        self.issuer
-            .issue_user(account_id, Utc::now(), chrono::Duration::hours(1))
+        crate::vocab::AccountId::parse(account_id)
+            .and_then(|id| {
+                self.issuer
+                    .issue_user(id, Utc::now(), chrono::Duration::hours(1))
+                    .map_err(|e| e.to_string())
+            })
             .map(|t| t.token)
             .unwrap_or_default()
     }

@@ -193,7 +193,7 @@ async fn an_expired_user_token_from_sign_in_stops_working() {
         .keys
         .issuer
         .issue_user(
-            &account,
+            portal_runtime::vocab::AccountId::parse(&account).expect("account id"),
             Utc::now() - chrono::Duration::hours(2),
             chrono::Duration::hours(1),
         )

@@ -40,9 +40,10 @@ pub struct Invitations {
     pub invitation_ttl: chrono::Duration,
 }
 
-fn user(caller: &Principal) -> Result<&str> {
+fn user(caller: &Principal) -> Result<String> {
     caller
         .account_id()
+        .map(|id| id.to_string())
         .ok_or(InvitationError::NotTrustAdministrator)
 }
 
@@ -151,6 +152,7 @@ impl Invitations {
     /// R1 for reads and changes of one invitation: another trust's invitation is NOT_FOUND.
     async fn visible(&self, caller: &Principal, id: &str) -> Result<Invitation> {
         let account_id = user(caller)?;
+        let account_id = account_id.as_str();
         let not_found = || InvitationError::NotFound { id: id.to_string() };
         let invitation = self.store.get(id).await?.ok_or_else(not_found)?;
         match self
@@ -172,6 +174,7 @@ impl Invitations {
         request: CreateRequest,
     ) -> Result<Invitation> {
         let account_id = user(caller)?;
+        let account_id = account_id.as_str();
         if let (Some(request_id), false) = (&request.request_id, request.validate_only)
             && let Some(id) = self
                 .store
@@ -451,6 +454,7 @@ impl Invitations {
         limit: i64,
     ) -> Result<Vec<Invitation>> {
         let account_id = user(caller)?;
+        let account_id = account_id.as_str();
         self.deps
             .check_administrator(&filter.trust_id, account_id)
             .await?
@@ -471,7 +475,13 @@ impl Invitations {
             trust_name: invitation.trust_name.clone(),
             inviter_name: self
                 .deps
-                .caller_name(caller.account_id().unwrap_or_default(), bearer)
+                .caller_name(
+                    &caller
+                        .account_id()
+                        .map(|id| id.to_string())
+                        .unwrap_or_default(),
+                    bearer,
+                )
                 .await,
             product_names: self.product_names(&invitation).await,
         };

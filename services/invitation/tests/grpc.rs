@@ -137,7 +137,7 @@ async fn the_service_refuses_to_start_with_another_services_token() {
         .err()
         .expect("a billing token is refused");
     assert!(error.to_string().contains("invitation"), "{error}");
-    config.service_token = keys.user_token("someone");
+    config.service_token = keys.user_token("7f3c2a10-0000-4000-8000-00000000beef");
     assert!(Application::build(config, clock::system()).await.is_err());
 }
 
@@ -185,12 +185,15 @@ async fn calls_need_a_bearer_token_except_inspecting_and_accepting_a_link() {
     // A token signed by another key is refused.
     let other_dir = tempfile::tempdir().unwrap();
     let stranger = TestKeys::create(other_dir.path()).unwrap();
-    let status = client(addr, Some(&stranger.user_token("x")))
-        .get_invitation(inv::GetInvitationRequest {
-            invitation_id: demo::TRUST_ID.into(),
-        })
-        .await
-        .unwrap_err();
+    let status = client(
+        addr,
+        Some(&stranger.user_token("7f3c2a10-0000-4000-8000-00000000beef")),
+    )
+    .get_invitation(inv::GetInvitationRequest {
+        invitation_id: demo::TRUST_ID.into(),
+    })
+    .await
+    .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
     shutdown.trigger();
 }
@@ -201,7 +204,7 @@ async fn unreachable_dependencies_answer_unavailable_within_the_call_timeout() {
     let keys = TestKeys::create(&dir.path().join("keys")).unwrap();
     for url in databases(dir.path()).await {
         let (addr, shutdown) = start(config(dir.path(), &keys, url).await).await;
-        let admin = keys.user_token("some-admin");
+        let admin = keys.user_token("7f3c2a10-0000-4000-8000-00000000ad01");
         let started = Instant::now();
         let status = client(addr, Some(&admin))
             .create_invitation(inv::CreateInvitationRequest {

@@ -63,7 +63,8 @@ impl Access {
                 Ok(())
             }
             Principal::User { account_id } => {
-                self.require_administrator(account_id, trust_id).await
+                self.require_administrator(&account_id.to_string(), trust_id)
+                    .await
             }
         }
     }

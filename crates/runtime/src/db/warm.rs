@@ -163,7 +163,7 @@ impl<DB: Database> Shared<DB> {
 /// Whether an error says the connection itself is gone: a transport failure, or the
 /// server's own notice that it ended the session (SQLSTATE class 08, connection exception;
 /// class 57, operator intervention, such as a shutdown or `pg_terminate_backend`).
-fn connection_lost(error: &sqlx::Error) -> bool {
+pub(super) fn connection_lost(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => db
@@ -223,8 +223,16 @@ impl<DB: Database> Lease<DB> {
     /// database answered (the connection itself is sound). Transport and protocol errors
     /// drop it, for sqlx to check.
     pub fn release_after<T>(self, result: &Result<T, sqlx::Error>) {
-        match result {
-            Err(error) if connection_lost(error) => {
+        self.release_unless_lost(result.as_ref().err());
+    }
+
+    /// Parks the connection unless `failure` says the use did not complete: a transport or
+    /// protocol error drops it for sqlx to check (with every parked one, when the server
+    /// itself went away); an error the database answered, or a failure of the caller's own
+    /// (`None`), leaves it sound.
+    pub fn release_unless_lost(self, failure: Option<&sqlx::Error>) {
+        match failure {
+            Some(error) if connection_lost(error) => {
                 // Most often the server went away (a restart, a failover): the parked
                 // connections are lost too, so they go back for sqlx to check rather than
                 // to the next callers to fail on.
@@ -232,8 +240,10 @@ impl<DB: Database> Lease<DB> {
                 drop(parked);
                 drop(self);
             }
-            Ok(_) | Err(sqlx::Error::Database(_)) | Err(sqlx::Error::RowNotFound) => self.release(),
-            Err(_) => drop(self),
+            None | Some(sqlx::Error::Database(_)) | Some(sqlx::Error::RowNotFound) => {
+                self.release()
+            }
+            Some(_) => drop(self),
         }
     }
 

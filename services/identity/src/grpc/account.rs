@@ -99,10 +99,11 @@ impl IdentityApi {
             (true, Some(account)) => account,
             _ => return Err(IdentityError::InvalidCredentials),
         };
-        let token =
-            self.inner
-                .issuer
-                .issue_user(&account.id, self.now(), self.inner.user_token_ttl)?;
+        let token = self.inner.issuer.issue_user(
+            portal_runtime::vocab::AccountId::parse(&account.id).map_err(anyhow::Error::msg)?,
+            self.now(),
+            self.inner.user_token_ttl,
+        )?;
         tracing::info!(account_id = %account.id, "signed in");
         Ok(pb::SignInResponse {
             access_token: token.token,
@@ -137,7 +138,7 @@ impl IdentityApi {
         let account_id = caller.require_user()?;
         let account = self
             .store()
-            .get_account(account_id)
+            .get_account(&account_id.to_string())
             .await?
             .ok_or_else(|| IdentityError::AccountNotFound(account_id.to_string()))?;
         let grants = self.store().access_grants(&account).await?;

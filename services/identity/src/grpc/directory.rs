@@ -21,7 +21,7 @@ impl IdentityApi {
             Principal::User { account_id } => {
                 if self
                     .store()
-                    .has_access_in_trust(account_id, trust_id)
+                    .has_access_in_trust(&account_id.to_string(), trust_id)
                     .await?
                 {
                     Ok(())

@@ -224,10 +224,10 @@ impl IdentityApi {
         // Which account, and which trusts the caller may see of it (None: all).
         let (target, scope): (String, Option<HashSet<String>>) = match (&caller, account_id) {
             (Principal::Service { .. }, Some(id)) => (id, None),
-            (Principal::User { account_id: me }, None) => (me.clone(), None),
-            (Principal::User { account_id: me }, Some(id)) if *me == id => (id, None),
+            (Principal::User { account_id: me }, None) => (me.to_string(), None),
+            (Principal::User { account_id: me }, Some(id)) if me.to_string() == id => (id, None),
             (Principal::User { account_id: me }, Some(id)) => {
-                let trusts = self.administered_trusts(me).await?;
+                let trusts = self.administered_trusts(&me.to_string()).await?;
                 if trusts.is_empty() {
                     return Err(ApiError::permission_denied(
                         "NOT_TRUST_ADMINISTRATOR",
@@ -285,8 +285,8 @@ impl IdentityApi {
         };
         let target = match (&caller, account_id) {
             (Principal::Service { .. }, Some(id)) => id,
-            (Principal::User { account_id: me }, None) => me.clone(),
-            (Principal::User { account_id: me }, Some(id)) if *me == id => id,
+            (Principal::User { account_id: me }, None) => me.to_string(),
+            (Principal::User { account_id: me }, Some(id)) if me.to_string() == id => id,
             (Principal::User { .. }, Some(_)) => {
                 return Err(ApiError::permission_denied(
                     "OTHER_ACCOUNT",

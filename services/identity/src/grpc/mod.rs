@@ -80,7 +80,10 @@ impl IdentityApi {
         match principal {
             Principal::Service { .. } => Ok(()),
             Principal::User { account_id } => {
-                if self.is_trust_admin(account_id, trust_id).await? {
+                if self
+                    .is_trust_admin(&account_id.to_string(), trust_id)
+                    .await?
+                {
                     Ok(())
                 } else {
                     Err(ApiError::permission_denied(

@@ -1,4 +1,5 @@
-//! Database pools for `sqlite:` and `postgres:` URLs, and embedded migrations.
+//! Database pools for `sqlite:` and `postgres:` URLs, embedded migrations, and what the
+//! services' stores are written against: [`Dialect`], [`Db`] and [`Text`].
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -8,8 +9,14 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+mod dialect;
+mod handle;
+mod text;
 mod warm;
 
+pub use dialect::{AsExecutor, BindsArguments, Column, Dialect};
+pub use handle::{Db, StoreError};
+pub use text::Text;
 pub use warm::{Lease, WarmPool};
 
 /// A connection idle this long (in sqlx's PostgreSQL pool, or parked in a [`WarmPool`]) is
@@ -142,6 +149,20 @@ impl DbPool {
         match self {
             DbPool::Sqlite(warm) => (warm.pool().size(), warm.pool().num_idle() + warm.parked()),
             DbPool::Postgres(warm) => (warm.pool().size(), warm.pool().num_idle() + warm.parked()),
+        }
+    }
+
+    /// Makes a service's store for this pool's database: `sqlite` or `postgres` gets the
+    /// [`Db`] it runs on, its spans named after `service`.
+    pub fn open<T: ?Sized>(
+        &self,
+        service: &'static str,
+        sqlite: impl FnOnce(Db<sqlx::Sqlite>) -> std::sync::Arc<T>,
+        postgres: impl FnOnce(Db<sqlx::Postgres>) -> std::sync::Arc<T>,
+    ) -> std::sync::Arc<T> {
+        match self {
+            DbPool::Sqlite(pool) => sqlite(Db::new(pool.clone(), service)),
+            DbPool::Postgres(pool) => postgres(Db::new(pool.clone(), service)),
         }
     }
 

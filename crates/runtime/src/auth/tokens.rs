@@ -1,95 +1,22 @@
-//! Bearer tokens: Ed25519-signed JWTs issued by the identity service and verified by every
-//! service, and the tower layer that puts the caller's [`Principal`] into request extensions.
+//! Bearer tokens: Ed25519-signed JWTs issued by the identity service (user tokens at sign-in)
+//! and by an operator (service tokens), verified by every service.
 
-use std::collections::{HashMap, HashSet};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
-use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use futures::future::BoxFuture;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tonic::Status;
-use tower::{Layer, Service};
 
+use super::principal::Principal;
 use crate::error::ApiError;
+use crate::vocab::AccountId;
 
 const ISSUER: &str = "portal-identity";
 const AUDIENCE: &str = "portal";
-
-/// Who is calling.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    /// A person signed in with email and password; the id of their account.
-    User { account_id: String },
-    /// Another service, named by the operator who issued its token.
-    Service { name: String },
-}
-
-impl Principal {
-    /// The account id of a signed-in user, or PERMISSION_DENIED for a service.
-    pub fn require_user(&self) -> Result<&str, ApiError> {
-        match self {
-            Principal::User { account_id } => Ok(account_id),
-            Principal::Service { name } => Err(ApiError::permission_denied(
-                "USER_TOKEN_REQUIRED",
-                format!("this call is made by a signed-in user, not by the service `{name}`"),
-            )),
-        }
-    }
-
-    /// The service name when it is one of `allowed`, otherwise PERMISSION_DENIED.
-    pub fn require_service(&self, allowed: &[&str]) -> Result<&str, ApiError> {
-        match self {
-            Principal::Service { name } if allowed.contains(&name.as_str()) => Ok(name),
-            Principal::Service { name } => Err(ApiError::permission_denied(
-                "CALLER_NOT_ALLOWED",
-                format!(
-                    "the service `{name}` may not make this call; allowed callers: {}",
-                    allowed.join(", ")
-                ),
-            )),
-            Principal::User { .. } => Err(ApiError::permission_denied(
-                "SERVICE_TOKEN_REQUIRED",
-                format!(
-                    "this is an internal call for the services: {}",
-                    allowed.join(", ")
-                ),
-            )),
-        }
-    }
-
-    pub fn service_name(&self) -> Option<&str> {
-        match self {
-            Principal::Service { name } => Some(name),
-            Principal::User { .. } => None,
-        }
-    }
-
-    pub fn account_id(&self) -> Option<&str> {
-        match self {
-            Principal::User { account_id } => Some(account_id),
-            Principal::Service { .. } => None,
-        }
-    }
-}
-
-/// The principal the auth layer attached to a request, or UNAUTHENTICATED.
-pub fn principal_of<T>(request: &tonic::Request<T>) -> Result<Principal, ApiError> {
-    request
-        .extensions()
-        .get::<Principal>()
-        .cloned()
-        .ok_or_else(|| ApiError::Unauthenticated {
-            reason: "TOKEN_MISSING",
-            message: "a bearer token is required".into(),
-        })
-}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -142,11 +69,11 @@ impl TokenIssuer {
 
     pub fn issue_user(
         &self,
-        account_id: &str,
+        account_id: AccountId,
         now: DateTime<Utc>,
         ttl: Duration,
     ) -> anyhow::Result<IssuedToken> {
-        self.issue(account_id, "user", now, ttl)
+        self.issue(&account_id.to_string(), "user", now, ttl)
     }
 
     pub fn issue_service(
@@ -318,12 +245,14 @@ impl TokenVerifier {
         })?;
         let exp = data.claims.exp;
         match data.claims.kind.as_str() {
-            "user" => Ok((
-                Principal::User {
-                    account_id: data.claims.sub,
-                },
-                exp,
-            )),
+            // Identity signs user tokens for the accounts it made: the subject is their id.
+            "user" => match AccountId::parse(&data.claims.sub) {
+                Ok(account_id) => Ok((Principal::User { account_id }, exp)),
+                Err(_) => Err(unauthenticated(
+                    "TOKEN_INVALID",
+                    "the bearer token is not valid",
+                )),
+            },
             "service" => Ok((
                 Principal::Service {
                     name: data.claims.sub,
@@ -338,183 +267,15 @@ impl TokenVerifier {
     }
 }
 
-/// A freshly generated Ed25519 key pair, PEM-encoded.
-#[derive(Debug, Clone)]
-pub struct KeyPairPem {
-    pub private_pem: String,
-    pub public_pem: String,
-}
-
-pub fn generate_keypair() -> anyhow::Result<KeyPairPem> {
-    let signing = SigningKey::generate(&mut rand::rngs::OsRng);
-    let private_pem = signing
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| anyhow::anyhow!("encoding private key: {e}"))?
-        .to_string();
-    let public_pem = signing
-        .verifying_key()
-        .to_public_key_pem(LineEnding::LF)
-        .map_err(|e| anyhow::anyhow!("encoding public key: {e}"))?;
-    Ok(KeyPairPem {
-        private_pem,
-        public_pem,
-    })
-}
-
-/// Reads `token-signing.pem` and `token-signing.pub.pem` from `dir`, creating them on first use
-/// (the private key readable by the owner only).
-pub fn load_or_create_keypair(dir: &Path) -> anyhow::Result<KeyPairPem> {
-    let private = dir.join("token-signing.pem");
-    let public = dir.join("token-signing.pub.pem");
-    if private.exists() && public.exists() {
-        return Ok(KeyPairPem {
-            private_pem: std::fs::read_to_string(&private)?,
-            public_pem: std::fs::read_to_string(&public)?,
-        });
-    }
-    std::fs::create_dir_all(dir)?;
-    let pair = generate_keypair()?;
-    write_private(&private, &pair.private_pem)?;
-    std::fs::write(&public, &pair.public_pem)?;
-    Ok(pair)
-}
-
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(contents.as_bytes())?;
-    Ok(())
-}
-
-/// Paths every server answers without a token.
-const ALWAYS_PUBLIC_PREFIXES: &[&str] = &[
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1.ServerReflection/",
-    "/grpc.reflection.v1alpha.ServerReflection/",
-];
-
-/// Verifies the bearer token of every call but the public ones and attaches the [`Principal`].
-#[derive(Clone)]
-pub struct AuthLayer {
-    verifier: Arc<TokenVerifier>,
-    public_methods: Arc<HashSet<String>>,
-}
-
-impl AuthLayer {
-    /// `public_methods` are full paths (`/portal.identity.v1.AccountService/SignIn`) that need
-    /// no token; health and reflection never do.
-    pub fn new(verifier: Arc<TokenVerifier>, public_methods: &[&str]) -> Self {
-        Self {
-            verifier,
-            public_methods: Arc::new(public_methods.iter().map(|m| m.to_string()).collect()),
-        }
-    }
-}
-
-impl<S> Layer<S> for AuthLayer {
-    type Service = AuthService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        AuthService {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct AuthService<S> {
-    inner: S,
-    layer: AuthLayer,
-}
-
-fn bearer(headers: &http::HeaderMap) -> Option<&str> {
-    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-}
-
-impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for AuthService<S>
-where
-    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: Default + Send + 'static,
-{
-    type Response = http::Response<ResBody>;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
-        let path = request.uri().path();
-        let public = ALWAYS_PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p))
-            || self.layer.public_methods.contains(path);
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        if public {
-            return Box::pin(inner.call(request));
-        }
-        let verdict = match bearer(request.headers()) {
-            Some(token) => self.layer.verifier.verify(token),
-            None => Err(ApiError::Unauthenticated {
-                reason: "TOKEN_MISSING",
-                message: "this call needs `authorization: Bearer <token>`".into(),
-            }),
-        };
-        match verdict {
-            Ok(principal) => {
-                request.extensions_mut().insert(principal);
-                Box::pin(inner.call(request))
-            }
-            Err(error) => {
-                let status: Status = error.into_status("auth.portal");
-                Box::pin(async move { Ok(status.into_http()) })
-            }
-        }
-    }
-}
-
-/// Adds a bearer token and the current trace context to every outgoing call of a client.
-#[derive(Clone)]
-pub struct BearerToken(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
-
-impl BearerToken {
-    pub fn new(token: &str) -> anyhow::Result<Self> {
-        Ok(Self(Some(format!("Bearer {token}").parse()?)))
-    }
-
-    pub fn none() -> Self {
-        Self(None)
-    }
-}
-
-impl tonic::service::Interceptor for BearerToken {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        crate::propagation::inject_current(request.metadata_mut());
-        Ok(request)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::auth::keys::generate_keypair;
+
+    fn account() -> AccountId {
+        AccountId::parse("7f3c2a10-0000-4000-8000-00000000a001").unwrap()
+    }
 
     fn pair() -> (TokenIssuer, TokenVerifier) {
         let keys = generate_keypair().unwrap();
@@ -528,12 +289,12 @@ mod tests {
     fn a_user_token_verifies_to_its_account() {
         let (issuer, verifier) = pair();
         let token = issuer
-            .issue_user("acc-1", Utc::now(), Duration::minutes(5))
+            .issue_user(account(), Utc::now(), Duration::minutes(5))
             .unwrap();
         assert_eq!(
             verifier.verify(&token.token).unwrap(),
             Principal::User {
-                account_id: "acc-1".into()
+                account_id: account()
             }
         );
     }
@@ -561,7 +322,7 @@ mod tests {
     fn a_token_verified_once_is_refused_once_it_expires() {
         let (issuer, verifier) = pair();
         let token = issuer
-            .issue_user("acc-1", Utc::now(), Duration::minutes(5))
+            .issue_user(account(), Utc::now(), Duration::minutes(5))
             .unwrap();
         let now = Utc::now().timestamp();
         assert!(verifier.verify_at(&token.token, now).is_ok());
@@ -581,7 +342,7 @@ mod tests {
     fn a_remembered_token_does_not_vouch_for_a_tampered_copy() {
         let (issuer, verifier) = pair();
         let token = issuer
-            .issue_user("acc-1", Utc::now(), Duration::minutes(5))
+            .issue_user(account(), Utc::now(), Duration::minutes(5))
             .unwrap()
             .token;
         assert!(verifier.verify(&token).is_ok());
@@ -598,7 +359,7 @@ mod tests {
         let (issuer, _) = pair();
         let (_, other_verifier) = pair();
         let token = issuer
-            .issue_user("acc-1", Utc::now(), Duration::minutes(5))
+            .issue_user(account(), Utc::now(), Duration::minutes(5))
             .unwrap();
         assert!(other_verifier.verify(&token.token).is_err());
     }
@@ -622,7 +383,7 @@ mod tests {
     fn a_tampered_token_is_refused() {
         let (issuer, verifier) = pair();
         let token = issuer
-            .issue_user("acc-1", Utc::now(), Duration::minutes(5))
+            .issue_user(account(), Utc::now(), Duration::minutes(5))
             .unwrap()
             .token;
         let mut parts: Vec<&str> = token.split('.').collect();
@@ -635,12 +396,17 @@ mod tests {
     }
 
     #[test]
-    fn services_are_checked_by_name() {
-        let p = Principal::Service {
-            name: "billing".into(),
-        };
-        assert!(p.require_service(&["billing"]).is_ok());
-        assert!(p.require_service(&["invitation"]).is_err());
-        assert!(p.require_user().is_err());
+    fn a_user_token_whose_subject_is_not_an_account_id_is_refused() {
+        let (issuer, verifier) = pair();
+        let token = issuer
+            .issue("acc-1", "user", Utc::now(), Duration::minutes(5))
+            .unwrap();
+        assert!(matches!(
+            verifier.verify(&token.token),
+            Err(ApiError::Unauthenticated {
+                reason: "TOKEN_INVALID",
+                ..
+            })
+        ));
     }
 }

@@ -1,0 +1,143 @@
+//! Email addresses: how a person is recognised across products (rule R12).
+
+use std::fmt;
+
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::{Database, Decode, Encode, Type};
+
+/// An email address, normalised (trimmed, lower-cased). Two addresses are the same person only
+/// when their normalised forms are equal (rule R12).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let email = raw.trim().to_lowercase();
+        if email.is_empty() {
+            return Err("is required".into());
+        }
+        if email.len() > 254 {
+            return Err("is longer than 254 characters".into());
+        }
+        let Some((local, domain)) = email.rsplit_once('@') else {
+            return Err("is not an email address (no @)".into());
+        };
+        let valid_domain = domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+            && domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        if local.is_empty() || local.len() > 64 || local.contains('@') {
+            return Err("is not an email address (bad local part)".into());
+        }
+        if !valid_domain {
+            return Err("is not an email address (bad domain)".into());
+        }
+        if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("is not an email address (contains spaces)".into());
+        }
+        Ok(Self(email))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+// Emails stay out of logs: Debug shows only the domain.
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let domain = self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+        write!(f, "Email(***@{domain})")
+    }
+}
+
+impl From<Email> for String {
+    fn from(email: Email) -> Self {
+        email.0
+    }
+}
+
+impl<DB: Database> Type<DB> for Email
+where
+    String: Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <String as Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <String as Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'q, DB: Database> Encode<'q, DB> for Email
+where
+    String: Encode<'q, DB>,
+{
+    fn encode_by_ref(&self, buf: &mut DB::ArgumentBuffer<'q>) -> Result<IsNull, BoxDynError> {
+        self.0.clone().encode(buf)
+    }
+}
+
+/// A stored address was normalised when written; one that no longer parses is corrupt.
+impl<'r, DB: Database> Decode<'r, DB> for Email
+where
+    String: Decode<'r, DB>,
+{
+    fn decode(value: DB::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        let text = <String as Decode<'r, DB>>::decode(value)?;
+        Email::parse(&text).map_err(|_| "a stored email address is not valid".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_lower_cased() {
+        assert_eq!(
+            Email::parse("  Jane.Doe@School.Example.ORG ")
+                .unwrap()
+                .as_str(),
+            "jane.doe@school.example.org"
+        );
+    }
+
+    #[test]
+    fn different_addresses_stay_different_people() {
+        assert_ne!(
+            Email::parse("jane@school.org").unwrap(),
+            Email::parse("jane.doe@school.org").unwrap()
+        );
+    }
+
+    #[test]
+    fn malformed_emails_are_refused() {
+        for bad in [
+            "",
+            "jane",
+            "@school.org",
+            "jane@",
+            "jane@school",
+            "ja ne@school.org",
+            "jane@.org",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_the_address() {
+        let email = Email::parse("jane@school.org").unwrap();
+        assert!(!format!("{email:?}").contains("jane"));
+    }
+}

@@ -1,0 +1,28 @@
+//! Maps and sets keyed by an id's 128-bit value.
+
+/// Hashes a UUID key with one multiply: the ids are made by the services (never chosen by a
+/// caller), so SipHash's protection is not needed where a request looks up hundreds of them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u128(&mut self, value: u128) {
+        let folded = (value as u64) ^ ((value >> 64) as u64).rotate_left(32);
+        self.0 = folded.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by id value ([`super::Id::as_u128`]).
+pub type IdMap<V> = std::collections::HashMap<u128, V, std::hash::BuildHasherDefault<IdHasher>>;
+/// A set of id values.
+pub type IdSet = std::collections::HashSet<u128, std::hash::BuildHasherDefault<IdHasher>>;

@@ -1,0 +1,21 @@
+//! The suite's shared vocabulary: typed ids and catalogue keys, emails, request ids and
+//! organisation kinds, each parsed once at a service's edge and passed on as itself.
+
+mod email;
+mod id;
+mod idmap;
+mod key;
+mod org;
+mod request;
+mod text;
+
+pub use email::Email;
+pub use id::{
+    AccountId, GrantId, Id, InvitationId, SchoolId, StaffId, StepId, SubscriptionId, TrustId,
+    kind as id_kind,
+};
+pub use idmap::{IdHasher, IdMap, IdSet};
+pub use key::{Key, MAX_KEY_LEN, ProductKey, RoleKey, kind as key_kind};
+pub use org::OrgKind;
+pub use request::{MAX_REQUEST_ID_LEN, RequestId};
+pub use text::{parse_name, parse_optional_text, truncate};
