@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod paging;
 pub mod propagation;

@@ -1,11 +1,12 @@
-//! The suite's shared vocabulary: typed ids and catalogue keys, emails, request ids and
-//! organisation kinds, each parsed once at a service's edge and passed on as itself.
+//! The suite's shared vocabulary: typed ids and catalogue keys, emails, passwords, request ids
+//! and organisation kinds, each parsed once at a service's edge and passed on as itself.
 
 mod email;
 mod id;
 mod idmap;
 mod key;
 mod org;
+mod password;
 mod request;
 mod text;
 
@@ -17,5 +18,6 @@ pub use id::{
 pub use idmap::{IdHasher, IdMap, IdSet};
 pub use key::{Key, MAX_KEY_LEN, ProductKey, RoleKey, kind as key_kind};
 pub use org::OrgKind;
+pub use password::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, Password};
 pub use request::{MAX_REQUEST_ID_LEN, RequestId};
 pub use text::{parse_name, parse_optional_text, truncate};
