@@ -5,7 +5,7 @@
 #
 #   docker build -t portal:dev .
 #
-# Build stage: the official Rust image, pinned. BuildKit cache mounts keep the crates.io
+# Build stage: the official Rust image, pinned. BuildKit cache mounts keep the cargo
 # registry, git checkouts and target/ between builds; the binary is copied out of the
 # cached target/ because cache mounts are not part of the image.
 ARG RUST_VERSION=1.95
@@ -22,9 +22,10 @@ RUN --mount=type=cache,id=portal-cargo-registry,target=/usr/local/cargo/registry
     cargo build --release --locked -p portal \
  && install -D -m 0755 target/release/portal /out/portal
 
-# Runtime stage: distroless glibc + libgcc, no shell, no package manager, user nonroot
-# (65532). The process writes nothing to disk, so the pod runs with a read-only root.
-FROM gcr.io/distroless/cc-debian12:nonroot
+# Runtime stage: Debian's slim image (glibc and libgcc are all the binary needs), run as an
+# unprivileged user (65532). The process writes nothing to disk, so the pod runs with a
+# read-only root.
+FROM debian:12.12-slim
 LABEL org.opencontainers.image.title="portal" \
       org.opencontainers.image.description="Portal gRPC suite: identity, subscription and invitation services" \
       org.opencontainers.image.licenses="Apache-2.0"
