@@ -5,6 +5,7 @@ use portal_proto::identity::v1::grant_service_client::GrantServiceClient;
 use portal_proto::identity::v1::{AdministratorDecision, CheckAdministratorRequest};
 use portal_runtime::client::{AuthedChannel, ClientSettings, authed_channel};
 use portal_runtime::vocab::{AccountId, TrustId};
+use secrecy::{ExposeSecret as _, SecretString};
 use tonic::Code;
 
 use crate::domain::Administration;
@@ -17,9 +18,10 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// A client of the identity service at `url`; connects on first use.
-    pub fn new(url: &str, token: &str) -> anyhow::Result<Self> {
-        let channel = authed_channel(&ClientSettings::new(url), token)?;
+    /// A client of the identity service at `url`, calling with `token`; connects on first
+    /// use.
+    pub fn new(url: &str, token: &SecretString) -> anyhow::Result<Self> {
+        let channel = authed_channel(&ClientSettings::new(url), token.expose_secret())?;
         Ok(Self {
             grants: GrantServiceClient::new(channel),
         })

@@ -23,6 +23,7 @@ use portal_runtime::TokenVerifier;
 use portal_runtime::config::{DatabaseArgs, ServerArgs, TokenArgs, read_secret};
 use portal_runtime::db::{DbPool, Migrations};
 use portal_runtime::server::{Bound, ServiceSpec, Shutdown, serve};
+use secrecy::SecretString;
 use sqlx::migrate::Migrator;
 
 use crate::api::Api;
@@ -75,7 +76,7 @@ impl Application {
         let identity = match (&config.identity_url, &config.service_token) {
             (Some(url), Some(token)) => {
                 let token = read_secret(token).context("reading the service token")?;
-                Some(Identity::new(url, &token)?)
+                Some(Identity::new(url, &SecretString::from(token))?)
             }
             (None, None) => None,
             _ => anyhow::bail!(

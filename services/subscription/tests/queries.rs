@@ -17,7 +17,7 @@ use portal_subscription::MIGRATIONS;
 use portal_subscription::app::{App, ViewArgs, Views};
 use portal_subscription::domain::{
     Answers, Cancellation, Catalog, CreateOutcome, Layout, Organization, OrganizationId, Query,
-    RequestKey, SchoolRef, Subscription, SubscriptionPage, TrustSnapshot,
+    RequestKey, SchoolRef, Status, Subscription, SubscriptionPage, TrustSnapshot,
 };
 use portal_subscription::error::Result;
 use portal_subscription::store::{Store, open};
@@ -239,9 +239,11 @@ async fn a_trust_read_once_is_answered_from_memory_until_a_write_through_this_se
         id: in_force,
         at: Some(query.at.unwrap() - chrono::Duration::days(1)),
     };
-    app.cancel_subscription(&billing, cancellation)
+    let cancelled = app
+        .cancel_subscription(&billing, cancellation)
         .await
         .unwrap();
+    assert_eq!(cancelled.status, Status::Cancelled);
     store.queries.store(0, Ordering::SeqCst);
 
     let answers = check(&app, &query, &catalog).await;

@@ -8,11 +8,11 @@ use portal_proto::subscription::v1 as pb;
 use portal_runtime::clock::{from_timestamp, to_timestamp};
 use portal_runtime::paging::PageRequest;
 use portal_runtime::vocab::{
-    IdSet, OrgKind, ProductKey, RequestId, RoleKey, SchoolId, SubscriptionId, TrustId, truncate,
+    Id, IdSet, OrgKind, ProductKey, RequestId, RoleKey, SchoolId, SubscriptionId, TrustId, truncate,
 };
 use portal_runtime::{ApiError, Violations};
 
-use crate::domain::eligibility::{MAX_PRODUCTS, MAX_SCHOOLS, check_sizes};
+use crate::domain::eligibility::{MAX_PRODUCTS_PER_REQUEST, MAX_SCHOOLS_PER_REQUEST, check_sizes};
 use crate::domain::subscriptions::MAX_LIST_ORGANIZATIONS;
 use crate::domain::{
     Answers, Cancellation, Catalog, Changes, Creation, InitialStatus, Layout, ListFilter,
@@ -454,7 +454,7 @@ impl TryFrom<pb::ListSubscriptionsRequest> for Paged<SubscriptionPage> {
 /// Distinct, well-formed school ids in first-given order, each with its first index.
 fn schools(raw: &[String], violations: &mut Violations) -> Vec<SchoolRef> {
     let mut seen = IdSet::with_capacity_and_hasher(raw.len(), Default::default());
-    let mut schools = Vec::with_capacity(raw.len().min(MAX_SCHOOLS + 1));
+    let mut schools = Vec::with_capacity(raw.len().min(MAX_SCHOOLS_PER_REQUEST + 1));
     for (index, id) in raw.iter().enumerate() {
         // The field name is only built for a violation: this runs for every school asked.
         match SchoolId::parse(id) {
@@ -548,7 +548,7 @@ impl TryFrom<(pb::CheckEligibilityRequest, &Catalog)> for Query {
             }
         };
         violations.finish()?;
-        debug_assert!(school_products.len() <= MAX_PRODUCTS);
+        debug_assert!(school_products.len() <= MAX_PRODUCTS_PER_REQUEST);
         match trust_id {
             Some(trust_id) => Ok(Query {
                 trust_id,
@@ -623,6 +623,15 @@ impl From<Reason> for pb::IneligibilityReason {
     }
 }
 
+/// An id's canonical text, spelled directly rather than through `Display`: an answer spells
+/// up to thousands.
+fn text<K>(id: Id<K>) -> String {
+    id.as_uuid()
+        .hyphenated()
+        .encode_lower(&mut [0; 36])
+        .to_owned()
+}
+
 /// The proto value of an answer's reason: unspecified when eligible.
 fn reason(reason: Option<Reason>) -> i32 {
     reason.map_or(pb::IneligibilityReason::Unspecified, Into::into) as i32
@@ -673,11 +682,11 @@ impl From<&Subscription> for pb::Subscription {
             OrgKind::School => pb::OrganizationKind::School,
         };
         pb::Subscription {
-            id: s.id.to_string(),
-            trust_id: s.trust_id.to_string(),
+            id: text(s.id),
+            trust_id: text(s.trust_id),
             organization_kind: organization_kind as i32,
-            organization_id: s.organization_id.to_string(),
-            product_key: s.product_key.to_string(),
+            organization_id: text(s.organization_id),
+            product_key: s.product_key.as_str().to_owned(),
             status: pb::SubscriptionStatus::from(s.status) as i32,
             start_time: Some(to_timestamp(s.start_time)),
             end_time: s.end_time.map(to_timestamp),
@@ -700,7 +709,7 @@ impl From<Answers> for pb::CheckEligibilityResponse {
         let query = &answers.query;
         let trust_product = match (&query.trust_product, evaluation.trust) {
             (Some(key), Some(verdict)) => Some(pb::TrustProductEligibility {
-                product_key: key.to_string(),
+                product_key: key.as_str().to_owned(),
                 eligible: verdict.eligible(),
                 reason: reason(verdict.reason),
                 subscription: verdict.subscription.map(Into::into),
@@ -731,8 +740,8 @@ impl From<Answers> for pb::CheckEligibilityResponse {
                     .pairs()
                     .zip(&evaluation.pairs)
                     .map(|((school, product), verdict)| pb::PairEligibility {
-                        school_id: school.to_string(),
-                        product_key: product.to_string(),
+                        school_id: text(school),
+                        product_key: product.as_str().to_owned(),
                         eligible: verdict.eligible(),
                         reason: reason(verdict.reason),
                         subscription: verdict.subscription.map(Into::into),
@@ -756,7 +765,7 @@ impl From<SchoolSubscriptions> for pb::GetSchoolSubscriptionsResponse {
         let school_subscriptions = found
             .schools()
             .map(|(school, held)| pb::SchoolSubscriptions {
-                school_id: school.to_string(),
+                school_id: text(school),
                 subscriptions: held
                     .map(|(subscription, active)| pb::SubscriptionState {
                         subscription: Some(subscription.into()),

@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use portal_runtime::Violations;
-pub use portal_runtime::limits::{
-    MAX_PRODUCTS_PER_REQUEST as MAX_PRODUCTS, MAX_SCHOOLS_PER_REQUEST as MAX_SCHOOLS,
-};
+pub use portal_runtime::limits::{MAX_PRODUCTS_PER_REQUEST, MAX_SCHOOLS_PER_REQUEST};
 use portal_runtime::vocab::{IdMap, OrgKind, ProductKey, SchoolId, TrustId};
 
 use super::catalogue::{Catalog, Scope};
@@ -168,17 +166,18 @@ pub struct SchoolQuery {
 
 /// Validates the sizes of a question's sets (after duplicates are dropped).
 pub fn check_sizes(schools: usize, products: usize, violations: &mut Violations) {
-    if schools > MAX_SCHOOLS {
+    let (most_schools, most_products) = (MAX_SCHOOLS_PER_REQUEST, MAX_PRODUCTS_PER_REQUEST);
+    if schools > most_schools {
         violations.add(
             "school_ids",
-            format!("has {schools} distinct ids; at most {MAX_SCHOOLS} per call: split the query"),
+            format!("has {schools} distinct ids; at most {most_schools} per call: split the query"),
         );
     }
-    if products > MAX_PRODUCTS {
+    if products > most_products {
         violations.add(
             "school_product_keys",
             format!(
-                "has {products} distinct keys; at most {MAX_PRODUCTS} per call: split the query"
+                "has {products} distinct keys; at most {most_products} per call: split the query"
             ),
         );
     }
@@ -257,7 +256,7 @@ pub struct Evaluation<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refusal {
     /// The pair's number in [`Query::pairs`] order. A question holds at most
-    /// [`MAX_SCHOOLS`] x [`MAX_PRODUCTS`] pairs.
+    /// [`MAX_SCHOOLS_PER_REQUEST`] x [`MAX_PRODUCTS_PER_REQUEST`] pairs.
     pub pair: u32,
     pub reason: Reason,
     /// When the reason took effect, in microseconds since the epoch; 0 when it has no instant.
@@ -574,9 +573,17 @@ mod tests {
     #[test]
     fn oversize_sets_are_named_with_a_hint_to_split() {
         let mut violations = Violations::new();
-        check_sizes(MAX_SCHOOLS, MAX_PRODUCTS, &mut violations);
+        check_sizes(
+            MAX_SCHOOLS_PER_REQUEST,
+            MAX_PRODUCTS_PER_REQUEST,
+            &mut violations,
+        );
         assert!(violations.is_empty());
-        check_sizes(MAX_SCHOOLS + 1, MAX_PRODUCTS + 1, &mut violations);
+        check_sizes(
+            MAX_SCHOOLS_PER_REQUEST + 1,
+            MAX_PRODUCTS_PER_REQUEST + 1,
+            &mut violations,
+        );
         assert_eq!(violations.len(), 2);
     }
 }

@@ -107,15 +107,6 @@ pub struct SqlStore<DB: sqlx::Database> {
     sql: Statements,
 }
 
-impl<DB: Backend> SqlStore<DB> {
-    pub fn new(db: Db<DB>) -> Self {
-        Self {
-            db,
-            sql: Statements::new::<DB>(),
-        }
-    }
-}
-
 impl<DB> SqlStore<DB>
 where
     DB: Backend,
@@ -126,6 +117,13 @@ where
     usize: ColumnIndex<DB::Row>,
     for<'s> &'s str: ColumnIndex<DB::Row>,
 {
+    pub fn new(db: Db<DB>) -> Self {
+        Self {
+            db,
+            sql: Statements::new::<DB>(),
+        }
+    }
+
     /// The outcome of a create whose request id is already recorded, if it is.
     async fn replay(
         &self,
