@@ -1,8 +1,9 @@
 //! The subscription service's errors, and their one mapping to API errors and gRPC statuses.
 
+use portal_runtime::ApiError;
 use portal_runtime::db::StoreError;
+use portal_runtime::error::Violation;
 use portal_runtime::vocab::{OrgKind, ProductKey, RoleKey, SubscriptionId};
-use portal_runtime::{ApiError, Violations};
 
 use crate::domain::{EmptyPeriod, Misplaced, Organization};
 
@@ -118,26 +119,29 @@ impl From<Error> for ApiError {
                     OrgKind::School => "is a school, not a trust",
                 },
             ),
-            Error::Misplaced(misplaced) => {
-                let mut violations = Violations::new();
-                for organization in misplaced {
-                    match organization {
-                        Misplaced::TrustIsASchool => {
-                            violations.add("trust_id", "names a school, not a trust");
+            Error::Misplaced(misplaced) => ApiError::InvalidArgument(
+                misplaced
+                    .into_iter()
+                    .map(|organization| {
+                        let (field, description) = match organization {
+                            Misplaced::TrustIsASchool => {
+                                ("trust_id".to_string(), "names a school, not a trust")
+                            }
+                            Misplaced::SchoolIsATrust(index) => (
+                                format!("school_ids[{index}]"),
+                                "names a trust, not a school",
+                            ),
+                            Misplaced::SchoolOfAnotherTrust(index) => {
+                                (format!("school_ids[{index}]"), "belongs to another trust")
+                            }
+                        };
+                        Violation {
+                            field,
+                            description: description.to_string(),
                         }
-                        Misplaced::SchoolIsATrust(index) => violations.add(
-                            format!("school_ids[{index}]"),
-                            "names a trust, not a school",
-                        ),
-                        Misplaced::SchoolOfAnotherTrust(index) => violations
-                            .add(format!("school_ids[{index}]"), "belongs to another trust"),
-                    }
-                }
-                match violations.finish() {
-                    Err(api) => api,
-                    Ok(()) => ApiError::internal(anyhow::anyhow!("no misplaced organisation")),
-                }
-            }
+                    })
+                    .collect(),
+            ),
             Error::Contended(id) => ApiError::Unavailable {
                 message: format!("subscription {id} is being changed by another call; retry"),
             },

@@ -1,10 +1,17 @@
 //! The subscription service (`portal.subscription.v1`): the product catalogue, subscriptions
 //! of trusts and schools to products, and the eligibility query of rule R5.
 //!
-//! Every RPC follows one path: [`api`] (the gRPC edge: parse, convert back) -> [`app`] (the
-//! use cases: authorisation, then the work; it holds this replica's in-memory catalogue and
-//! each trust's subscriptions, see [`app::views`]) -> [`domain`] (the pure rules) ->
-//! [`store`] (SQLite or PostgreSQL). [`clients`] asks identity about administrators.
+//! Every RPC takes one path, edge -> use case -> domain -> store:
+//! - [`api`]: the gRPC edge. Names the caller, parses the request into a domain input,
+//!   converts the answer back.
+//! - [`app`]: the use cases, authorisation first. Holds this replica's state: the catalogue
+//!   and, per trust, its subscriptions in memory for eligibility ([`app::views`]).
+//! - [`domain`]: the pure rules: catalogue, subscriptions, eligibility (with the COMPACT
+//!   packing), who may call.
+//! - [`store`]: SQLite and PostgreSQL, one generic store.
+//! - [`clients`]: identity, asked whether a user administers a trust.
+//! - [`error`]: the one error type and its mapping to gRPC statuses; [`demo`]: `portal up`'s
+//!   subscriptions.
 
 pub mod api;
 pub mod app;

@@ -198,9 +198,7 @@ pub enum Misplaced {
 /// know as its own (or that are the trust itself), and the trust when it holds nothing yet.
 /// An organisation never changes trust or kind, so what the view knows needs no check.
 pub fn unvouched(view: &TrustView, schools: &[SchoolRef]) -> Vec<OrganizationId> {
-    let trust = view
-        .trust_id
-        .cast::<super::subscriptions::kind::Organization>();
+    let trust: OrganizationId = view.trust_id.cast();
     let mut ids: Vec<OrganizationId> = schools
         .iter()
         .map(|school| school.id.cast())
