@@ -108,7 +108,10 @@ where
 
 /// A fresh PostgreSQL schema for the run, when a server is given.
 async fn postgres_schema(base: &str) -> anyhow::Result<(String, String)> {
-    let schema = format!("bench_{}", portal_runtime::types::new_id().replace('-', ""));
+    let schema = format!(
+        "bench_{:032x}",
+        portal_runtime::vocab::TrustId::generate().as_u128()
+    );
     let pool = sqlx::PgPool::connect(base).await?;
     sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&pool)

@@ -5,8 +5,10 @@
 use chrono::{DateTime, TimeZone, Utc};
 use portal_runtime::demo::{OTHER_SCHOOL, OTHER_TRUST_ID, SCHOOLS, TRUST_ID};
 
-use crate::domain::{OrgKind, Status, Subscription};
-use crate::store::{CreateOutcome, Store};
+use portal_runtime::vocab::{Id, ProductKey, SubscriptionId, TrustId};
+
+use crate::domain::{CreateOutcome, OrgKind, OrganizationId, Status, Subscription};
+use crate::store::Store;
 
 /// The demo trust's Portal subscription.
 pub const TRUST_PORTAL: &str = "7f3c2a10-0000-4000-8000-000000005001";
@@ -51,21 +53,26 @@ pub fn cancellation() -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// A demo id: the constants above and the runtime's demo trust and schools are UUIDs.
+fn id<K>(text: &str) -> anyhow::Result<Id<K>> {
+    Id::parse(text).map_err(|error| anyhow::anyhow!("demo id {text}: {error}"))
+}
+
 fn subscription(
-    id: &str,
-    trust_id: &str,
+    id: SubscriptionId,
+    trust_id: TrustId,
     kind: OrgKind,
-    organization_id: &str,
+    organization_id: OrganizationId,
     product: &str,
     status: Status,
 ) -> Subscription {
     let start = period_start();
     Subscription {
-        id: id.into(),
-        trust_id: trust_id.into(),
+        id,
+        trust_id,
         organization_kind: kind,
-        organization_id: organization_id.into(),
-        product_key: product.into(),
+        organization_id,
+        product_key: ProductKey::from_known(product),
         status,
         start_time: start,
         end_time: None,
@@ -81,73 +88,75 @@ fn subscription(
 }
 
 /// Every demo subscription.
-pub fn subscriptions() -> Vec<Subscription> {
-    let trust = |id, product| {
-        subscription(
-            id,
-            TRUST_ID,
+pub fn subscriptions() -> anyhow::Result<Vec<Subscription>> {
+    let trust_id: TrustId = id(TRUST_ID)?;
+    let trust = |subscription_id, product| -> anyhow::Result<Subscription> {
+        Ok(subscription(
+            id(subscription_id)?,
+            trust_id,
             OrgKind::Trust,
-            TRUST_ID,
+            trust_id.cast(),
             product,
             Status::Active,
-        )
+        ))
     };
-    let school = |id, index: usize, product, status| {
-        subscription(
-            id,
-            TRUST_ID,
+    let school = |subscription_id, index: usize, product, status| -> anyhow::Result<Subscription> {
+        Ok(subscription(
+            id(subscription_id)?,
+            trust_id,
             OrgKind::School,
-            SCHOOLS[index].0,
+            id(SCHOOLS[index].0)?,
             product,
             status,
-        )
+        ))
     };
     let mut all = vec![
-        trust(TRUST_PORTAL, "portal"),
-        trust(TRUST_SONAR_MULTI_SCHOOL, "sonar-multi-school"),
+        trust(TRUST_PORTAL, "portal")?,
+        trust(TRUST_SONAR_MULTI_SCHOOL, "sonar-multi-school")?,
     ];
-    for (index, id) in SCHOOL_WEBSITES_CMS.iter().enumerate() {
+    for (index, subscription_id) in SCHOOL_WEBSITES_CMS.iter().enumerate() {
         let status = if index == 3 {
             Status::Trial
         } else {
             Status::Active
         };
-        all.push(school(*id, index, "websites-cms", status));
+        all.push(school(subscription_id, index, "websites-cms", status)?);
     }
-    for (index, id) in SCHOOL_COMMS_HUB {
+    for (index, subscription_id) in SCHOOL_COMMS_HUB {
         let status = if index == 4 {
             Status::Cancelled
         } else {
             Status::Active
         };
-        all.push(school(id, index, "comms-hub", status));
+        all.push(school(subscription_id, index, "comms-hub", status)?);
     }
-    for (index, id) in SCHOOL_SONAR {
-        all.push(school(id, index, "sonar", Status::Active));
+    for (index, subscription_id) in SCHOOL_SONAR {
+        all.push(school(subscription_id, index, "sonar", Status::Active)?);
     }
+    let other_trust: TrustId = id(OTHER_TRUST_ID)?;
     all.push(subscription(
-        OTHER_TRUST_PORTAL,
-        OTHER_TRUST_ID,
+        id(OTHER_TRUST_PORTAL)?,
+        other_trust,
         OrgKind::Trust,
-        OTHER_TRUST_ID,
+        other_trust.cast(),
         "portal",
         Status::Active,
     ));
     all.push(subscription(
-        OTHER_SCHOOL_WEBSITES_CMS,
-        OTHER_TRUST_ID,
+        id(OTHER_SCHOOL_WEBSITES_CMS)?,
+        other_trust,
         OrgKind::School,
-        OTHER_SCHOOL.0,
+        id(OTHER_SCHOOL.0)?,
         "websites-cms",
         Status::Active,
     ));
-    all
+    Ok(all)
 }
 
 /// Creates the demo subscriptions that do not exist yet.
 pub async fn seed(store: &dyn Store) -> anyhow::Result<()> {
-    for subscription in subscriptions() {
-        if store.get_subscription(&subscription.id).await?.is_some() {
+    for subscription in subscriptions()? {
+        if store.get_subscription(subscription.id).await?.is_some() {
             continue;
         }
         match store.create_subscription(&subscription, None).await? {

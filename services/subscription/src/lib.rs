@@ -1,33 +1,41 @@
 //! The subscription service (`portal.subscription.v1`): the product catalogue, subscriptions
 //! of trusts and schools to products, and the eligibility query of rule R5.
+//!
+//! Every RPC takes one path, edge -> use case -> domain -> store:
+//! - [`api`]: the gRPC edge. Names the caller, parses the request into a domain input,
+//!   converts the answer back.
+//! - [`app`]: the use cases, authorisation first. Holds this replica's state: the catalogue
+//!   and, per trust, its subscriptions in memory for eligibility ([`app::views`]).
+//! - [`domain`]: the pure rules: catalogue, subscriptions, eligibility (with the COMPACT
+//!   packing), who may call.
+//! - [`store`]: SQLite and PostgreSQL, one generic store.
+//! - [`clients`]: identity, asked whether a user administers a trust.
+//! - [`error`]: the one error type and its mapping to gRPC statuses; [`demo`]: `portal up`'s
+//!   subscriptions.
 
-pub mod access;
-pub mod catalog;
+pub mod api;
+pub mod app;
+pub mod clients;
 pub mod demo;
 pub mod domain;
-pub mod eligibility;
 pub mod error;
-pub mod grpc;
 pub mod store;
-pub mod view;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use portal_proto::identity::v1::grant_service_client::GrantServiceClient;
-use portal_proto::subscription::v1::catalog_service_server::CatalogServiceServer;
-use portal_proto::subscription::v1::eligibility_service_server::EligibilityServiceServer;
-use portal_proto::subscription::v1::subscription_service_server::SubscriptionServiceServer;
 use portal_runtime::SharedClock;
 use portal_runtime::TokenVerifier;
-use portal_runtime::client::{ClientSettings, authed_channel};
 use portal_runtime::config::{DatabaseArgs, ServerArgs, TokenArgs, read_secret};
 use portal_runtime::db::{DbPool, Migrations};
 use portal_runtime::server::{Bound, ServiceSpec, Shutdown, serve};
+use secrecy::SecretString;
 use sqlx::migrate::Migrator;
-use tonic::server::NamedService;
-use tonic::service::Routes;
+
+use crate::api::Api;
+use crate::app::{App, ViewArgs};
+use crate::clients::Identity;
 
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
@@ -55,7 +63,7 @@ pub struct Config {
     #[arg(long, env = "PORTAL_SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Option<String>,
     #[command(flatten)]
-    pub views: view::ViewArgs,
+    pub views: ViewArgs,
 }
 
 /// The subscription service, bound and ready to serve.
@@ -64,7 +72,7 @@ pub struct Application {
     server: ServerArgs,
     verifier: Arc<TokenVerifier>,
     pool: DbPool,
-    state: Arc<grpc::State>,
+    app: Arc<App>,
 }
 
 impl Application {
@@ -75,8 +83,7 @@ impl Application {
         let identity = match (&config.identity_url, &config.service_token) {
             (Some(url), Some(token)) => {
                 let token = read_secret(token).context("reading the service token")?;
-                let channel = authed_channel(&ClientSettings::new(url.clone()), &token)?;
-                Some(GrantServiceClient::new(channel))
+                Some(Identity::new(url, &SecretString::from(token))?)
             }
             (None, None) => None,
             _ => anyhow::bail!(
@@ -84,16 +91,14 @@ impl Application {
                  or neither to admit service tokens only"
             ),
         };
-        let store = store::for_pool(&pool);
-        let access = access::Access::new(identity, clock.clone());
-        let state = Arc::new(grpc::State::new(store, access, clock, &config.views));
+        let app = Arc::new(App::new(store::open(&pool), identity, clock, &config.views));
         let bound = Bound::bind(config.server.listen).await?;
         Ok(Self {
             bound,
             server: config.server,
             verifier,
             pool,
-            state,
+            app,
         })
     }
 
@@ -103,27 +108,16 @@ impl Application {
 
     /// Serves until `shutdown` fires (migrations run first; health SERVING after).
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let catalog = CatalogServiceServer::new(grpc::catalog::Catalog::new(self.state.clone()));
-        let subscriptions = SubscriptionServiceServer::new(
-            grpc::subscriptions::Subscriptions::new(self.state.clone()),
-        );
-        let eligibility =
-            EligibilityServiceServer::new(grpc::eligibility::Eligibility::new(self.state.clone()));
+        let (routes, grpc_services) = Api::new(self.app.clone()).services();
         let spec = ServiceSpec {
             name: "subscription",
-            routes: Routes::new(catalog)
-                .add_service(subscriptions)
-                .add_service(eligibility),
-            grpc_services: vec![
-                <CatalogServiceServer<grpc::catalog::Catalog> as NamedService>::NAME,
-                <SubscriptionServiceServer<grpc::subscriptions::Subscriptions> as NamedService>::NAME,
-                <EligibilityServiceServer<grpc::eligibility::Eligibility> as NamedService>::NAME,
-            ],
+            routes,
+            grpc_services,
             public_methods: vec![],
             descriptor_sets: vec![portal_proto::FILE_DESCRIPTOR_SET],
             database: Some((self.pool.clone(), &MIGRATIONS)),
         };
-        let refresher = tokio::spawn(self.state.views.clone().keep_fresh(shutdown.clone()));
+        let refresher = tokio::spawn(self.app.views().clone().keep_fresh(shutdown.clone()));
         let result = serve(
             self.bound,
             spec,
@@ -152,7 +146,7 @@ pub async fn seed_demo(database: &DatabaseArgs) -> anyhow::Result<()> {
     let pool = DbPool::connect_lazy(&database.settings())?;
     let result = async {
         pool.migrate(&MIGRATIONS).await?;
-        demo::seed(store::for_pool(&pool).as_ref()).await
+        demo::seed(store::open(&pool).as_ref()).await
     }
     .await;
     pool.close().await;

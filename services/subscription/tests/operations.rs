@@ -78,9 +78,9 @@ async fn seeding_the_demo_twice_changes_nothing() {
     portal_subscription::seed_demo(&database).await.unwrap();
     portal_subscription::seed_demo(&database).await.unwrap();
     let pool = portal_runtime::db::DbPool::connect_lazy(&database.settings()).unwrap();
-    let store = portal_subscription::store::for_pool(&pool);
-    for subscription in portal_subscription::demo::subscriptions() {
-        let stored = store.get_subscription(&subscription.id).await.unwrap();
+    let store = portal_subscription::store::open(&pool);
+    for subscription in portal_subscription::demo::subscriptions().unwrap() {
+        let stored = store.get_subscription(subscription.id).await.unwrap();
         assert_eq!(stored, Some(subscription));
     }
 }

@@ -8,15 +8,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
+use portal_runtime::Principal;
+use portal_runtime::clock::ManualClock;
 use portal_runtime::db::testing::sqlite_url;
 use portal_runtime::db::{DbPool, DbSettings};
+use portal_runtime::vocab::{ProductKey, SchoolId, SubscriptionId, TrustId};
 use portal_subscription::MIGRATIONS;
-use portal_subscription::domain::{Catalog, Organization, Subscription};
-use portal_subscription::eligibility::{self, Query, SchoolRef};
-use portal_subscription::store::{
-    CreateOutcome, ListFilter, RequestKey, Store, TrustSnapshot, for_pool,
+use portal_subscription::app::{App, ViewArgs, Views};
+use portal_subscription::domain::{
+    Answers, Cancellation, Catalog, CreateOutcome, Layout, Organization, OrganizationId, Query,
+    RequestKey, SchoolRef, Status, Subscription, SubscriptionPage, TrustSnapshot,
 };
-use portal_subscription::view::{ViewArgs, Views};
+use portal_subscription::error::Result;
+use portal_subscription::store::{Store, open};
 
 /// A store that counts the queries made through it.
 struct Counting {
@@ -32,7 +36,7 @@ impl Counting {
 
 #[async_trait]
 impl Store for Counting {
-    async fn load_catalog(&self) -> Result<Catalog, sqlx::Error> {
+    async fn load_catalog(&self) -> Result<Catalog> {
         self.count();
         self.inner.load_catalog().await
     }
@@ -41,37 +45,32 @@ impl Store for Counting {
         &self,
         subscription: &Subscription,
         request: Option<&RequestKey>,
-    ) -> Result<CreateOutcome, sqlx::Error> {
+    ) -> Result<CreateOutcome> {
         self.count();
         self.inner.create_subscription(subscription, request).await
     }
 
-    async fn get_subscription(&self, id: &str) -> Result<Option<Subscription>, sqlx::Error> {
+    async fn get_subscription(&self, id: SubscriptionId) -> Result<Option<Subscription>> {
         self.count();
         self.inner.get_subscription(id).await
     }
 
-    async fn replace_subscription(&self, updated: &Subscription) -> Result<bool, sqlx::Error> {
+    async fn replace_subscription(&self, updated: &Subscription) -> Result<bool> {
         self.count();
         self.inner.replace_subscription(updated).await
     }
 
-    async fn list_subscriptions(
-        &self,
-        filter: &ListFilter,
-        after: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<Subscription>, sqlx::Error> {
+    async fn list_subscriptions(&self, page: &SubscriptionPage) -> Result<Vec<Subscription>> {
         self.count();
-        self.inner.list_subscriptions(filter, after, limit).await
+        self.inner.list_subscriptions(page).await
     }
 
     async fn subscriptions_of(
         &self,
-        trust_id: &str,
-        organization_ids: &[String],
-        product_keys: Option<&[String]>,
-    ) -> Result<Vec<Subscription>, sqlx::Error> {
+        trust_id: TrustId,
+        organization_ids: &[OrganizationId],
+        product_keys: Option<&[ProductKey]>,
+    ) -> Result<Vec<Subscription>> {
         self.count();
         self.inner
             .subscriptions_of(trust_id, organization_ids, product_keys)
@@ -80,36 +79,47 @@ impl Store for Counting {
 
     async fn organizations_outside(
         &self,
-        trust_id: &str,
-        ids: &[String],
-    ) -> Result<Vec<Organization>, sqlx::Error> {
+        trust_id: TrustId,
+        ids: &[OrganizationId],
+    ) -> Result<Vec<Organization>> {
         self.count();
         self.inner.organizations_outside(trust_id, ids).await
     }
 
-    async fn trust_snapshot(&self, trust_id: &str) -> Result<TrustSnapshot, sqlx::Error> {
+    async fn trust_snapshot(&self, trust_id: TrustId) -> Result<TrustSnapshot> {
         self.count();
         self.inner.trust_snapshot(trust_id).await
     }
 
-    async fn trust_revisions(
-        &self,
-        trust_ids: &[String],
-    ) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    async fn trust_revisions(&self, trust_ids: &[TrustId]) -> Result<Vec<(TrustId, i64)>> {
         self.count();
         self.inner.trust_revisions(trust_ids).await
     }
 }
 
+fn demo_trust() -> TrustId {
+    TrustId::parse(portal_runtime::demo::TRUST_ID).unwrap()
+}
+
+fn invitation() -> Principal {
+    Principal::Service {
+        name: "invitation".into(),
+    }
+}
+
 fn query(schools: usize, products: &[&str]) -> Query {
     Query {
-        trust_id: portal_runtime::demo::TRUST_ID.into(),
-        trust_product: Some("portal".into()),
-        school_products: products.iter().map(|p| p.to_string()).collect(),
+        trust_id: demo_trust(),
+        trust_product: Some(ProductKey::from_known("portal")),
+        school_products: products.iter().map(|p| ProductKey::from_known(p)).collect(),
         schools: (0..schools)
-            .map(|i| SchoolRef::new(&format!("44444444-0000-4000-8000-{i:012}"), i))
+            .map(|index| SchoolRef {
+                id: SchoolId::parse(&format!("44444444-0000-4000-8000-{index:012}")).unwrap(),
+                index,
+            })
             .collect(),
-        at: Utc.with_ymd_and_hms(2025, 9, 1, 0, 0, 0).unwrap(),
+        at: Some(Utc.with_ymd_and_hms(2025, 9, 1, 0, 0, 0).unwrap()),
+        layout: Layout::Full,
     }
 }
 
@@ -119,7 +129,10 @@ fn demo_query() -> Query {
         schools: portal_runtime::demo::SCHOOLS
             .iter()
             .enumerate()
-            .map(|(index, school)| SchoolRef::new(school.0, index))
+            .map(|(index, school)| SchoolRef {
+                id: SchoolId::parse(school.0).unwrap(),
+                index,
+            })
             .collect(),
         ..query(0, &["websites-cms", "comms-hub", "sonar", "mis"])
     }
@@ -128,7 +141,7 @@ fn demo_query() -> Query {
 async fn demo_store(dir: &std::path::Path) -> Arc<Counting> {
     let pool = DbPool::connect_lazy(&DbSettings::new(sqlite_url(dir))).unwrap();
     pool.migrate(&MIGRATIONS).await.unwrap();
-    let inner = for_pool(&pool);
+    let inner = open(&pool);
     portal_subscription::demo::seed(inner.as_ref())
         .await
         .unwrap();
@@ -138,39 +151,48 @@ async fn demo_store(dir: &std::path::Path) -> Arc<Counting> {
     })
 }
 
+fn args(refresh: Duration) -> ViewArgs {
+    ViewArgs {
+        eligibility_refresh: refresh,
+        ..ViewArgs::default()
+    }
+}
+
 fn views(store: &Arc<Counting>, refresh: Duration) -> Views {
-    Views::new(
-        store.clone(),
-        &ViewArgs {
-            eligibility_refresh: refresh,
-            ..ViewArgs::default()
-        },
-    )
+    Views::new(store.clone(), &args(refresh))
+}
+
+/// The use cases over the counting store, asked by the invitation service.
+fn app(store: &Arc<Counting>, refresh: Duration) -> App {
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2025, 9, 1, 0, 0, 0).unwrap());
+    App::new(store.clone(), None, clock, &args(refresh))
+}
+
+async fn check(app: &App, query: &Query, catalog: &Arc<Catalog>) -> Answers {
+    app.check_eligibility(&invitation(), query.clone(), catalog.clone())
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn one_pair_and_four_thousand_pairs_cost_the_same_two_queries() {
     let dir = tempfile::tempdir().unwrap();
     let store = demo_store(dir.path()).await;
-    let catalog = store.inner.load_catalog().await.unwrap();
+    let catalog = Arc::new(store.inner.load_catalog().await.unwrap());
     // No copy kept: every call reads the trust, and checks the schools it does not know.
-    let views = views(&store, Duration::ZERO);
+    let app = app(&store, Duration::ZERO);
 
     let small = query(1, &["sonar"]);
-    eligibility::load(&views, store.as_ref(), &small)
-        .await
-        .unwrap();
+    check(&app, &small, &catalog).await;
     let for_one_pair = store.queries.swap(0, Ordering::SeqCst);
 
     let large = query(1_000, &["websites-cms", "comms-hub", "sonar", "mis"]);
-    let view = eligibility::load(&views, store.as_ref(), &large)
-        .await
-        .unwrap();
+    let answers = check(&app, &large, &catalog).await;
     let for_four_thousand = store.queries.swap(0, Ordering::SeqCst);
 
     assert_eq!(for_one_pair, 2);
     assert_eq!(for_four_thousand, for_one_pair);
-    let answers = eligibility::evaluate(&view, &catalog, &large);
+    let answers = answers.evaluate();
     assert_eq!(answers.pairs.len(), 4_000);
     assert!(
         answers.trust.unwrap().eligible(),
@@ -182,48 +204,51 @@ async fn one_pair_and_four_thousand_pairs_cost_the_same_two_queries() {
 async fn a_trust_read_once_is_answered_from_memory_until_a_write_through_this_server() {
     let dir = tempfile::tempdir().unwrap();
     let store = demo_store(dir.path()).await;
-    let catalog = store.inner.load_catalog().await.unwrap();
-    let views = views(&store, Duration::from_secs(1));
+    let catalog = Arc::new(store.inner.load_catalog().await.unwrap());
+    let app = app(&store, Duration::from_secs(1));
     let query = demo_query();
 
-    eligibility::load(&views, store.as_ref(), &query)
-        .await
-        .unwrap();
+    check(&app, &query, &catalog).await;
     assert_eq!(
         store.queries.swap(0, Ordering::SeqCst),
         1,
         "one read of the trust"
     );
-    let view = eligibility::load(&views, store.as_ref(), &query)
-        .await
-        .unwrap();
+    let answers = check(&app, &query, &catalog).await;
     assert_eq!(
         store.queries.swap(0, Ordering::SeqCst),
         0,
         "answered from memory"
     );
-    let before = eligibility::evaluate(&view, &catalog, &query);
+    let before = answers.evaluate();
     let eligible_before = before.pairs.iter().filter(|v| v.eligible()).count();
 
-    // Cancel one subscription in force, as the gRPC edge does: write, then invalidate.
+    // Cancel one subscription in force through this server: it writes, then drops its copy.
     let in_force = before
         .pairs
         .iter()
         .find_map(|v| v.subscription.filter(|_| v.eligible()))
         .unwrap()
-        .clone();
-    let mut cancelled = in_force.clone();
-    cancelled.status = portal_subscription::domain::Status::Cancelled;
-    cancelled.cancel_time = Some(query.at - chrono::Duration::days(1));
-    cancelled.version += 1;
-    assert!(store.inner.replace_subscription(&cancelled).await.unwrap());
-    views.invalidate(&query.trust_id);
-
-    let view = eligibility::load(&views, store.as_ref(), &query)
+        .id;
+    let billing = app
+        .billing(&Principal::Service {
+            name: "billing".into(),
+        })
+        .unwrap();
+    let cancellation = Cancellation {
+        id: in_force,
+        at: Some(query.at.unwrap() - chrono::Duration::days(1)),
+    };
+    let cancelled = app
+        .cancel_subscription(&billing, cancellation)
         .await
         .unwrap();
+    assert_eq!(cancelled.status, Status::Cancelled);
+    store.queries.store(0, Ordering::SeqCst);
+
+    let answers = check(&app, &query, &catalog).await;
     assert_eq!(store.queries.swap(0, Ordering::SeqCst), 1, "read again");
-    let after = eligibility::evaluate(&view, &catalog, &query);
+    let after = answers.evaluate();
     assert_eq!(
         after.pairs.iter().filter(|v| v.eligible()).count(),
         eligible_before - 1
@@ -235,13 +260,13 @@ async fn a_write_through_another_replica_is_noticed_by_the_revision_check() {
     let dir = tempfile::tempdir().unwrap();
     let store = demo_store(dir.path()).await;
     let views = views(&store, Duration::from_secs(1));
-    let trust = portal_runtime::demo::TRUST_ID;
+    let trust = demo_trust();
 
     let first = views.trust(trust).await.unwrap();
     assert_eq!(views.drop_stale().await.unwrap(), 0, "nothing changed yet");
 
     // Another replica writes: this one is not told.
-    let mut changed = first.of_organization(trust)[0].clone();
+    let mut changed = first.of(trust.cast())[0].clone();
     changed.end_time = Some(changed.start_time + chrono::Duration::days(400));
     changed.version += 1;
     assert!(store.inner.replace_subscription(&changed).await.unwrap());
@@ -252,7 +277,7 @@ async fn a_write_through_another_replica_is_noticed_by_the_revision_check() {
     assert!(second.revision > first.revision);
     assert!(
         second
-            .of_organization(trust)
+            .of(trust.cast())
             .iter()
             .any(|s| s.id == changed.id && s.end_time == changed.end_time)
     );
@@ -262,8 +287,8 @@ async fn a_write_through_another_replica_is_noticed_by_the_revision_check() {
 async fn the_least_recently_used_trust_is_dropped_beyond_the_size_limit() {
     let dir = tempfile::tempdir().unwrap();
     let store = demo_store(dir.path()).await;
-    let trust = portal_runtime::demo::TRUST_ID;
-    let other = portal_runtime::demo::OTHER_TRUST_ID;
+    let trust = demo_trust();
+    let other = TrustId::parse(portal_runtime::demo::OTHER_TRUST_ID).unwrap();
     let inner = store.inner.clone();
     let size = |id| {
         let inner = inner.clone();

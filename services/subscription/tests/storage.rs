@@ -8,15 +8,23 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use portal_runtime::db::testing::{postgres_url, sqlite_url};
 use portal_runtime::db::{DbPool, DbSettings};
-use portal_runtime::types::new_id;
+use portal_runtime::vocab::{ProductKey, RequestId, SubscriptionId, TrustId};
 use portal_subscription::MIGRATIONS;
-use portal_subscription::domain::{OrgKind, Scope, Status, Subscription};
-use portal_subscription::store::{CreateOutcome, ListFilter, RequestKey, Store, for_pool};
+use portal_subscription::domain::{
+    CreateOutcome, ListFilter, OrgKind, OrganizationId, RequestKey, Scope, Status, Subscription,
+    SubscriptionPage,
+};
+use portal_subscription::store::{Store, open};
 
-const TRUST: &str = "00000000-0000-4000-8000-0000000000a1";
-const OTHER_TRUST: &str = "00000000-0000-4000-8000-0000000000b1";
-const SCHOOL: &str = "00000000-0000-4000-8000-0000000000a2";
-const SCHOOL_2: &str = "00000000-0000-4000-8000-0000000000a3";
+const TRUST: TrustId = TrustId::from_u128(0x00000000_0000_4000_8000_0000000000a1);
+const OTHER_TRUST: TrustId = TrustId::from_u128(0x00000000_0000_4000_8000_0000000000b1);
+const SCHOOL: OrganizationId = OrganizationId::from_u128(0x00000000_0000_4000_8000_0000000000a2);
+const SCHOOL_2: OrganizationId = OrganizationId::from_u128(0x00000000_0000_4000_8000_0000000000a3);
+
+/// A trust as the holder of its own subscriptions.
+fn org(trust: TrustId) -> OrganizationId {
+    trust.cast()
+}
 
 struct Db {
     _dir: Option<tempfile::TempDir>,
@@ -28,7 +36,7 @@ impl Db {
     async fn open(url: String, dir: Option<tempfile::TempDir>) -> Self {
         let pool = DbPool::connect_lazy(&DbSettings::new(url)).unwrap();
         pool.migrate(&MIGRATIONS).await.unwrap();
-        let store = for_pool(&pool);
+        let store = open(&pool);
         Self {
             _dir: dir,
             pool,
@@ -50,13 +58,13 @@ fn t(day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 1, day, 0, 0, 0).unwrap() + Duration::microseconds(123_457)
 }
 
-fn subscription(trust: &str, kind: OrgKind, org: &str, product: &str) -> Subscription {
+fn subscription(trust: TrustId, kind: OrgKind, org: OrganizationId, product: &str) -> Subscription {
     Subscription {
-        id: new_id(),
-        trust_id: trust.into(),
+        id: SubscriptionId::generate(),
+        trust_id: trust,
         organization_kind: kind,
-        organization_id: org.into(),
-        product_key: product.into(),
+        organization_id: org,
+        product_key: ProductKey::from_known(product),
         status: Status::Active,
         start_time: t(1),
         end_time: Some(t(20)),
@@ -81,7 +89,7 @@ async fn create(store: &dyn Store, s: &Subscription) -> Subscription {
 fn request(id: &str, fingerprint: &str) -> RequestKey {
     RequestKey {
         caller: "billing".into(),
-        request_id: id.into(),
+        request_id: RequestId::parse_optional(id).unwrap().unwrap(),
         fingerprint: fingerprint.into(),
     }
 }
@@ -138,11 +146,17 @@ async fn a_created_subscription_reads_back_exactly(db: Db) {
     for s in [&open_ended, &bounded] {
         assert_eq!(&create(db.store.as_ref(), s).await, s);
         assert_eq!(
-            db.store.get_subscription(&s.id).await.unwrap().as_ref(),
+            db.store.get_subscription(s.id).await.unwrap().as_ref(),
             Some(s)
         );
     }
-    assert_eq!(db.store.get_subscription(&new_id()).await.unwrap(), None);
+    assert_eq!(
+        db.store
+            .get_subscription(SubscriptionId::generate())
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn a_retried_request_id_returns_the_first_subscription_and_creates_nothing_more(db: Db) {
@@ -161,7 +175,7 @@ async fn a_retried_request_id_returns_the_first_subscription_and_creates_nothing
         .await
         .unwrap();
     assert_eq!(again, CreateOutcome::Replayed(first.clone()));
-    assert_eq!(db.store.get_subscription(&retry.id).await.unwrap(), None);
+    assert_eq!(db.store.get_subscription(retry.id).await.unwrap(), None);
 }
 
 async fn a_request_id_reused_for_another_request_is_reported(db: Db) {
@@ -177,7 +191,7 @@ async fn a_request_id_reused_for_another_request_is_reported(db: Db) {
         .await
         .unwrap();
     assert_eq!(outcome, CreateOutcome::RequestIdReused);
-    assert_eq!(db.store.get_subscription(&other.id).await.unwrap(), None);
+    assert_eq!(db.store.get_subscription(other.id).await.unwrap(), None);
 }
 
 async fn request_ids_of_different_callers_do_not_collide(db: Db) {
@@ -243,11 +257,8 @@ async fn an_organisation_belongs_to_one_trust_and_one_kind(db: Db) {
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
-    assert_eq!(
-        db.store.get_subscription(&elsewhere.id).await.unwrap(),
-        None
-    );
-    let school_as_trust = subscription(SCHOOL, OrgKind::Trust, SCHOOL, "portal");
+    assert_eq!(db.store.get_subscription(elsewhere.id).await.unwrap(), None);
+    let school_as_trust = subscription(SCHOOL.cast(), OrgKind::Trust, SCHOOL, "portal");
     assert!(matches!(
         db.store
             .create_subscription(&school_as_trust, None)
@@ -267,7 +278,7 @@ async fn a_replace_succeeds_only_against_the_version_it_read(db: Db) {
     cancelled.version = 2;
     assert!(db.store.replace_subscription(&cancelled).await.unwrap());
     assert_eq!(
-        db.store.get_subscription(&s.id).await.unwrap(),
+        db.store.get_subscription(s.id).await.unwrap(),
         Some(cancelled.clone())
     );
     let mut stale = s.clone();
@@ -276,7 +287,7 @@ async fn a_replace_succeeds_only_against_the_version_it_read(db: Db) {
     assert!(!db.store.replace_subscription(&stale).await.unwrap());
     assert_eq!(
         db.store
-            .get_subscription(&s.id)
+            .get_subscription(s.id)
             .await
             .unwrap()
             .unwrap()
@@ -298,48 +309,63 @@ async fn listing_pages_in_id_order_and_filters_by_organisation_and_product(db: D
             .await,
         );
     }
-    made.push(create(store, &subscription(TRUST, OrgKind::Trust, TRUST, "portal")).await);
+    made.push(
+        create(
+            store,
+            &subscription(TRUST, OrgKind::Trust, org(TRUST), "portal"),
+        )
+        .await,
+    );
     create(
         store,
-        &subscription(OTHER_TRUST, OrgKind::Trust, OTHER_TRUST, "portal"),
+        &subscription(OTHER_TRUST, OrgKind::Trust, org(OTHER_TRUST), "portal"),
     )
     .await;
-    let mut ids: Vec<String> = made.iter().map(|s| s.id.clone()).collect();
+    let mut ids: Vec<SubscriptionId> = made.iter().map(|s| s.id).collect();
     ids.sort();
 
-    let all = ListFilter {
-        trust_id: TRUST.into(),
-        ..ListFilter::default()
+    let page = |filter: &ListFilter, after: Option<SubscriptionId>, limit| SubscriptionPage {
+        filter: filter.clone(),
+        after,
+        limit,
     };
-    let first = store.list_subscriptions(&all, None, 4).await.unwrap();
-    let rest = store
-        .list_subscriptions(&all, Some(&first[3].id), 100)
+    let all = ListFilter {
+        trust_id: TRUST,
+        organization_ids: vec![],
+        product_key: None,
+    };
+    let first = store
+        .list_subscriptions(&page(&all, None, 4))
         .await
         .unwrap();
-    let listed: Vec<String> = first.iter().chain(&rest).map(|s| s.id.clone()).collect();
+    let rest = store
+        .list_subscriptions(&page(&all, Some(first[3].id), 100))
+        .await
+        .unwrap();
+    let listed: Vec<SubscriptionId> = first.iter().chain(&rest).map(|s| s.id).collect();
     assert_eq!(
         listed, ids,
         "a trust's subscriptions, in id order, no other trust's"
     );
 
     let of_school = ListFilter {
-        trust_id: TRUST.into(),
-        organization_ids: vec![SCHOOL_2.into(), TRUST.into()],
+        trust_id: TRUST,
+        organization_ids: vec![SCHOOL_2, org(TRUST)],
         product_key: None,
     };
     let listed = store
-        .list_subscriptions(&of_school, None, 100)
+        .list_subscriptions(&page(&of_school, None, 100))
         .await
         .unwrap();
     assert_eq!(listed.len(), 4);
     assert!(listed.iter().all(|s| s.organization_id != SCHOOL));
 
     let of_product = ListFilter {
-        product_key: Some("mis".into()),
+        product_key: Some(ProductKey::from_known("mis")),
         ..of_school
     };
     let listed = store
-        .list_subscriptions(&of_product, None, 100)
+        .list_subscriptions(&page(&of_product, None, 100))
         .await
         .unwrap();
     assert_eq!(listed.len(), 1);
@@ -358,25 +384,25 @@ async fn candidates_are_loaded_for_the_asked_organisations_and_products_of_the_t
         .await;
     }
     create(store, &school("sonar")).await;
-    create(store, &subscription(TRUST, OrgKind::Trust, TRUST, "portal")).await;
-    let orgs = vec![SCHOOL.to_string(), TRUST.to_string()];
-    let products = vec!["sonar".to_string(), "portal".to_string()];
+    create(
+        store,
+        &subscription(TRUST, OrgKind::Trust, org(TRUST), "portal"),
+    )
+    .await;
+    let orgs = vec![SCHOOL, org(TRUST)];
+    let products = ["sonar", "portal"].map(ProductKey::from_known);
     let found = store
         .subscriptions_of(TRUST, &orgs, Some(&products))
         .await
         .unwrap();
-    let mut pairs: Vec<(String, String)> = found
+    let mut pairs: Vec<(OrganizationId, &str)> = found
         .iter()
-        .map(|s| (s.organization_id.clone(), s.product_key.clone()))
+        .map(|s| (s.organization_id, s.product_key.as_str()))
         .collect();
     pairs.sort();
     assert_eq!(
         pairs,
-        [
-            (TRUST.to_string(), "portal".to_string()),
-            (SCHOOL.to_string(), "sonar".to_string()),
-            (SCHOOL.to_string(), "sonar".to_string()),
-        ]
+        [(org(TRUST), "portal"), (SCHOOL, "sonar"), (SCHOOL, "sonar"),]
     );
     let every_product = store.subscriptions_of(TRUST, &orgs, None).await.unwrap();
     assert_eq!(every_product.len(), 5);
@@ -394,13 +420,10 @@ async fn candidates_are_loaded_for_the_asked_organisations_and_products_of_the_t
 
 async fn a_thousand_organisations_are_loaded_in_one_call(db: Db) {
     let store = db.store.as_ref();
-    let mut orgs: Vec<String> = (0..1_000).map(|_| new_id()).collect();
-    orgs.push(SCHOOL.into());
+    let mut orgs: Vec<OrganizationId> = (0..1_000).map(|_| OrganizationId::generate()).collect();
+    orgs.push(SCHOOL);
     create(store, &school("sonar")).await;
-    let products: Vec<String> = ["sonar", "mis", "websites-cms", "comms-hub"]
-        .iter()
-        .map(|p| p.to_string())
-        .collect();
+    let products = ["sonar", "mis", "websites-cms", "comms-hub"].map(ProductKey::from_known);
     let found = store
         .subscriptions_of(TRUST, &orgs, Some(&products))
         .await
@@ -417,19 +440,23 @@ async fn a_thousand_organisations_are_loaded_in_one_call(db: Db) {
 async fn organisations_outside_a_trust_are_its_trust_and_other_trusts_schools(db: Db) {
     let store = db.store.as_ref();
     create(store, &school("sonar")).await;
-    create(store, &subscription(TRUST, OrgKind::Trust, TRUST, "portal")).await;
-    let asked = [SCHOOL.to_string(), TRUST.to_string(), new_id()];
+    create(
+        store,
+        &subscription(TRUST, OrgKind::Trust, org(TRUST), "portal"),
+    )
+    .await;
+    let asked = [SCHOOL, org(TRUST), OrganizationId::generate()];
     let own = store.organizations_outside(TRUST, &asked).await.unwrap();
     assert_eq!(own.len(), 1, "its own school is not outside it: {own:?}");
-    assert_eq!(own[0].id, TRUST);
+    assert_eq!(own[0].id, org(TRUST));
     assert_eq!(own[0].kind, OrgKind::Trust);
     let mut other = store
         .organizations_outside(OTHER_TRUST, &asked)
         .await
         .unwrap();
-    other.sort_by(|a, b| a.id.cmp(&b.id));
+    other.sort_by_key(|o| o.id);
     assert_eq!(other.len(), 2);
-    assert_eq!(other[0].id, TRUST);
+    assert_eq!(other[0].id, org(TRUST));
     assert_eq!(other[1].id, SCHOOL);
     assert_eq!(other[1].trust_id, TRUST);
     assert_eq!(other[1].kind, OrgKind::School);
@@ -439,30 +466,27 @@ async fn the_database_refuses_an_empty_period(db: Db) {
     let mut bad = school("sonar");
     bad.end_time = Some(bad.start_time);
     assert!(db.store.create_subscription(&bad, None).await.is_err());
-    assert_eq!(db.store.get_subscription(&bad.id).await.unwrap(), None);
+    assert_eq!(db.store.get_subscription(bad.id).await.unwrap(), None);
 }
 
 async fn the_demo_seed_is_idempotent(db: Db) {
     portal_subscription::demo::seed(db.store.as_ref())
         .await
         .unwrap();
-    let filter = ListFilter {
-        trust_id: portal_runtime::demo::TRUST_ID.into(),
-        ..ListFilter::default()
+    let all = SubscriptionPage {
+        filter: ListFilter {
+            trust_id: TrustId::parse(portal_runtime::demo::TRUST_ID).unwrap(),
+            organization_ids: vec![],
+            product_key: None,
+        },
+        after: None,
+        limit: 100,
     };
-    let once = db
-        .store
-        .list_subscriptions(&filter, None, 100)
-        .await
-        .unwrap();
+    let once = db.store.list_subscriptions(&all).await.unwrap();
     portal_subscription::demo::seed(db.store.as_ref())
         .await
         .unwrap();
-    let twice = db
-        .store
-        .list_subscriptions(&filter, None, 100)
-        .await
-        .unwrap();
+    let twice = db.store.list_subscriptions(&all).await.unwrap();
     assert_eq!(once, twice);
     assert_eq!(once.len(), 2 + 5 + 4 + 2);
 }
@@ -471,9 +495,9 @@ async fn every_write_to_a_trust_moves_its_revision_and_the_snapshot_holds_its_su
     db: Db,
 ) {
     let store = db.store.as_ref();
-    let revision = |id: &'static str| async move {
+    let revision = |id: TrustId| async move {
         store
-            .trust_revisions(&[id.to_string()])
+            .trust_revisions(&[id])
             .await
             .unwrap()
             .first()
@@ -484,11 +508,15 @@ async fn every_write_to_a_trust_moves_its_revision_and_the_snapshot_holds_its_su
     assert!(empty.subscriptions.is_empty());
     assert_eq!(revision(TRUST).await, None);
 
-    let own = create(store, &subscription(TRUST, OrgKind::Trust, TRUST, "portal")).await;
+    let own = create(
+        store,
+        &subscription(TRUST, OrgKind::Trust, org(TRUST), "portal"),
+    )
+    .await;
     let of_school = create(store, &school("sonar")).await;
     create(
         store,
-        &subscription(OTHER_TRUST, OrgKind::Trust, OTHER_TRUST, "portal"),
+        &subscription(OTHER_TRUST, OrgKind::Trust, org(OTHER_TRUST), "portal"),
     )
     .await;
     let after_creates = revision(TRUST).await.unwrap();
@@ -507,16 +535,16 @@ async fn every_write_to_a_trust_moves_its_revision_and_the_snapshot_holds_its_su
     let snapshot = store.trust_snapshot(TRUST).await.unwrap();
     assert_eq!(snapshot.revision, after_replace);
     let mut held: Vec<Subscription> = snapshot.subscriptions;
-    held.sort_by(|a, b| a.id.cmp(&b.id));
+    held.sort_by_key(|s| s.id);
     let mut expected = vec![own, cancelled];
-    expected.sort_by(|a, b| a.id.cmp(&b.id));
+    expected.sort_by_key(|s| s.id);
     assert_eq!(
         held, expected,
         "the trust's own and its schools', no other trust's"
     );
 
     let both = store
-        .trust_revisions(&[TRUST.to_string(), OTHER_TRUST.to_string(), new_id()])
+        .trust_revisions(&[TRUST, OTHER_TRUST, TrustId::generate()])
         .await
         .unwrap();
     assert_eq!(both.len(), 2, "a trust never written has no revision");

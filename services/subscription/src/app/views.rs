@@ -1,28 +1,28 @@
-//! The eligibility view: each trust's subscriptions kept in memory, so that CheckEligibility
-//! and GetSchoolSubscriptions are answered without a query once a trust has been read.
+//! Each trust's subscriptions kept in memory by this replica, so that CheckEligibility and
+//! GetSchoolSubscriptions are answered without a query once a trust has been read.
 //!
 //! Freshness: a write made through this server drops the trust's copy when it commits. A
 //! write made through another replica is noticed by a background check that compares the
 //! revision of every copy with the database's, in one query, every `refresh`; until then this
 //! replica may answer from the copy it has. When that check fails every copy is dropped, so
 //! answers never lag by more than `refresh` plus one check. A `refresh` of zero turns the
-//! view off: every call reads the database.
+//! copies off: every call reads the database.
 
 use std::collections::HashMap;
-use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use portal_runtime::config::parse_duration;
-use portal_runtime::server::Shutdown;
-use portal_runtime::types::{IdMap, id_key};
+use portal_runtime::shutdown::Shutdown;
+use portal_runtime::vocab::{IdMap, TrustId};
 use tokio::sync::OnceCell;
 
-use crate::domain::Subscription;
-use crate::store::{Store, TrustSnapshot};
+use crate::domain::TrustView;
+use crate::error::Result;
+use crate::store::Store;
 
-/// Flags and PORTAL_* env vars of the eligibility view (clap).
+/// Flags and PORTAL_* env vars of the in-memory subscriptions (clap).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ViewArgs {
     /// How often the in-memory subscriptions of each trust are checked against the database
@@ -49,81 +49,7 @@ impl Default for ViewArgs {
     }
 }
 
-/// One trust's subscriptions, as of one revision, indexed for lookups by organisation.
-#[derive(Debug)]
-pub struct TrustView {
-    pub trust_id: String,
-    pub revision: i64,
-    /// Ordered by (organisation, product, start time, id).
-    subscriptions: Vec<Subscription>,
-    /// Organisation id (its [`id_key`]) -> its slice of `subscriptions`.
-    by_organization: IdMap<Range<usize>>,
-}
-
-impl TrustView {
-    pub fn new(trust_id: &str, snapshot: TrustSnapshot) -> Self {
-        let mut subscriptions = snapshot.subscriptions;
-        subscriptions.retain(|s| s.trust_id == trust_id);
-        subscriptions.sort_unstable_by(|a, b| {
-            (&a.organization_id, &a.product_key, a.start_time, &a.id).cmp(&(
-                &b.organization_id,
-                &b.product_key,
-                b.start_time,
-                &b.id,
-            ))
-        });
-        let mut by_organization: IdMap<Range<usize>> = IdMap::default();
-        let mut start = 0;
-        for end in 1..=subscriptions.len() {
-            if end == subscriptions.len()
-                || subscriptions[end].organization_id != subscriptions[start].organization_id
-            {
-                by_organization.insert(id_key(&subscriptions[start].organization_id), start..end);
-                start = end;
-            }
-        }
-        Self {
-            trust_id: trust_id.to_string(),
-            revision: snapshot.revision,
-            subscriptions,
-            by_organization,
-        }
-    }
-
-    /// Every subscription of an organisation of the trust, by product then start time.
-    pub fn of_organization(&self, organization_id: &str) -> &[Subscription] {
-        self.of_key(id_key(organization_id))
-    }
-
-    /// [`Self::of_organization`] by the organisation's [`id_key`].
-    pub fn of_key(&self, key: u128) -> &[Subscription] {
-        self.by_organization
-            .get(&key)
-            .map_or(&[], |range| &self.subscriptions[range.clone()])
-    }
-
-    /// True when the organisation is registered with this trust: it has a subscription of
-    /// the trust (the trust itself, or else one of its schools). Organisations never change
-    /// trust or kind.
-    pub fn knows(&self, organization_id: &str) -> bool {
-        self.knows_key(id_key(organization_id))
-    }
-
-    /// [`Self::knows`] by the organisation's [`id_key`].
-    pub fn knows_key(&self, key: u128) -> bool {
-        self.by_organization.contains_key(&key)
-    }
-
-    pub fn len(&self) -> usize {
-        self.subscriptions.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.subscriptions.is_empty()
-    }
-}
-
-/// A trust's place in the view; loaded once, by the first caller that needs it.
+/// A trust's place in memory; loaded once, by the first caller that needs it.
 #[derive(Debug, Default)]
 struct Slot {
     view: OnceCell<Arc<TrustView>>,
@@ -131,12 +57,12 @@ struct Slot {
     last_used: AtomicU64,
 }
 
-/// The in-memory subscriptions of the trusts recently asked about.
+/// The in-memory subscriptions of the trusts recently asked about, by trust id value.
 pub struct Views {
     store: Arc<dyn Store>,
     refresh: Duration,
     limit: usize,
-    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    slots: Mutex<IdMap<Arc<Slot>>>,
     ticks: AtomicU64,
 }
 
@@ -146,7 +72,7 @@ impl Views {
             store,
             refresh: args.eligibility_refresh,
             limit: args.eligibility_cache_size,
-            slots: Mutex::new(HashMap::new()),
+            slots: Mutex::new(IdMap::default()),
             ticks: AtomicU64::new(0),
         }
     }
@@ -155,22 +81,22 @@ impl Views {
         !self.refresh.is_zero() && self.limit > 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Slot>>> {
+    fn lock(&self) -> MutexGuard<'_, IdMap<Arc<Slot>>> {
         self.slots
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The trust's subscriptions: the copy in memory, or one read of the database.
-    pub async fn trust(&self, trust_id: &str) -> Result<Arc<TrustView>, sqlx::Error> {
+    pub async fn trust(&self, trust_id: TrustId) -> Result<Arc<TrustView>> {
         let load = || async {
             let snapshot = self.store.trust_snapshot(trust_id).await?;
-            Ok::<_, sqlx::Error>(Arc::new(TrustView::new(trust_id, snapshot)))
+            Ok(Arc::new(TrustView::new(trust_id, snapshot)))
         };
         if !self.enabled() {
             return load().await;
         }
-        let slot = self.lock().entry(trust_id.to_string()).or_default().clone();
+        let slot = self.lock().entry(trust_id.as_u128()).or_default().clone();
         slot.last_used.store(
             self.ticks.fetch_add(1, Ordering::Relaxed),
             Ordering::Relaxed,
@@ -191,28 +117,22 @@ impl Views {
     }
 
     /// Drops the trust's copy: called after every write to one of its subscriptions.
-    pub fn invalidate(&self, trust_id: &str) {
-        self.lock().remove(trust_id);
+    pub fn invalidate(&self, trust_id: TrustId) {
+        self.lock().remove(&trust_id.as_u128());
     }
 
     /// Drops the least recently used copies (never `keep`) until the limit holds.
-    fn enforce_limit(&self, keep: &str) {
+    fn enforce_limit(&self, keep: TrustId) {
         let mut slots = self.lock();
         let size = |slot: &Slot| slot.view.get().map_or(0, |view| view.len());
         let mut total: usize = slots.values().map(|slot| size(slot)).sum();
         if total <= self.limit {
             return;
         }
-        let mut by_age: Vec<(u64, String, usize)> = slots
+        let mut by_age: Vec<(u64, u128, usize)> = slots
             .iter()
-            .filter(|(id, _)| id.as_str() != keep)
-            .map(|(id, slot)| {
-                (
-                    slot.last_used.load(Ordering::Relaxed),
-                    id.clone(),
-                    size(slot),
-                )
-            })
+            .filter(|(id, _)| **id != keep.as_u128())
+            .map(|(id, slot)| (slot.last_used.load(Ordering::Relaxed), *id, size(slot)))
             .collect();
         by_age.sort_unstable();
         for (_, id, len) in by_age {
@@ -225,20 +145,20 @@ impl Views {
     }
 
     /// Compares every copy's revision with the database's and drops the stale ones.
-    pub async fn drop_stale(&self) -> Result<usize, sqlx::Error> {
-        let loaded: Vec<(String, Arc<Slot>, i64)> = self
+    pub async fn drop_stale(&self) -> Result<usize> {
+        let loaded: Vec<(TrustId, Arc<Slot>, i64)> = self
             .lock()
-            .iter()
-            .filter_map(|(id, slot)| {
-                let revision = slot.view.get()?.revision;
-                Some((id.clone(), slot.clone(), revision))
+            .values()
+            .filter_map(|slot| {
+                let view = slot.view.get()?;
+                Some((view.trust_id, slot.clone(), view.revision))
             })
             .collect();
         if loaded.is_empty() {
             return Ok(0);
         }
-        let ids: Vec<String> = loaded.iter().map(|(id, _, _)| id.clone()).collect();
-        let current: HashMap<String, i64> = self
+        let ids: Vec<TrustId> = loaded.iter().map(|(id, _, _)| *id).collect();
+        let current: HashMap<TrustId, i64> = self
             .store
             .trust_revisions(&ids)
             .await?
@@ -249,8 +169,12 @@ impl Views {
         for (id, slot, revision) in loaded {
             let now = current.get(&id).copied().unwrap_or(0);
             // Only the copy that was compared: a newer one loaded meanwhile stays.
-            if now != revision && slots.get(&id).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
-                slots.remove(&id);
+            if now != revision
+                && slots
+                    .get(&id.as_u128())
+                    .is_some_and(|s| Arc::ptr_eq(s, &slot))
+            {
+                slots.remove(&id.as_u128());
                 dropped += 1;
             }
         }
