@@ -2,32 +2,37 @@
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use portal_runtime::auth::admin::portal_product;
 use portal_runtime::config::DatabaseArgs;
 use portal_runtime::db::DbPool;
 use portal_runtime::demo::{
     self, ADMIN_EMAIL, ADMIN_PASSWORD, EXISTING_USER_PASSWORD, OTHER_ADMIN_EMAIL,
-    OTHER_ADMIN_PASSWORD, OTHER_SCHOOL, OTHER_TRUST_ID, OTHER_TRUST_NAME, PORTAL_PRODUCT,
-    SCHOOL_ADMIN_PASSWORD, SCHOOLS, STAFF, TRUST_ID, TRUST_NAME,
+    OTHER_ADMIN_PASSWORD, OTHER_SCHOOL, OTHER_TRUST_ID, OTHER_TRUST_NAME, SCHOOL_ADMIN_PASSWORD,
+    SCHOOLS, STAFF, TRUST_ID, TRUST_NAME,
 };
-use portal_runtime::types::{Email, new_id, parse_id, parse_name};
+use portal_runtime::vocab::{
+    AccountId, Email, Id, InvitationId, OrgKind, Password, ProductKey, RoleKey, SchoolId, StaffId,
+    TrustId, parse_name,
+};
 
 use crate::MIGRATIONS;
 use crate::domain::{
-    GrantBatch, GrantSpec, MAX_PERSON_NAME, NewAccount, NewSchool, NewTrust, OrgKind, StaffRecord,
+    GrantBatch, GrantSpec, MAX_PERSON_NAME, NewAccount, NewSchool, NewTrust, StaffRecord,
 };
-use crate::password::{self, Password};
-use crate::storage::{self, Store};
+use crate::error::Error;
+use crate::hashing;
+use crate::store::{self, Store};
 
 /// Invitation ids of the seeded grants ("made by the seed", not by a real invitation).
-pub const SEED_INVITATIONS: [&str; 4] = [
-    "00000000-0000-4000-8000-0000000000a1",
-    "00000000-0000-4000-8000-0000000000a2",
-    "00000000-0000-4000-8000-0000000000a3",
-    "00000000-0000-4000-8000-0000000000a4",
+const SEED_INVITATIONS: [InvitationId; 4] = [
+    InvitationId::from_u128(0x0000_0000_0000_4000_8000_0000_0000_00a1),
+    InvitationId::from_u128(0x0000_0000_0000_4000_8000_0000_0000_00a2),
+    InvitationId::from_u128(0x0000_0000_0000_4000_8000_0000_0000_00a3),
+    InvitationId::from_u128(0x0000_0000_0000_4000_8000_0000_0000_00a4),
 ];
 
 /// The other trust's own staff: (staff id, MIS id, given, family, email, job title).
-pub const OTHER_STAFF: [demo::DemoStaff; 3] = [
+const OTHER_STAFF: [demo::DemoStaff; 3] = [
     (
         "7f3c2a10-0000-4000-8000-000000002001",
         "SB2001",
@@ -62,57 +67,65 @@ async fn open(database: &DatabaseArgs) -> anyhow::Result<DbPool> {
     Ok(pool)
 }
 
+/// A demo id, or which one is not an id.
+fn id<K>(text: &str) -> anyhow::Result<Id<K>> {
+    Id::parse(text).map_err(|e| anyhow::anyhow!("demo id {e}"))
+}
+
+fn demo_password(text: &str) -> anyhow::Result<Password> {
+    Password::parse(text).map_err(|e| anyhow::anyhow!("demo password {e}"))
+}
+
+fn demo_email(text: &str) -> anyhow::Result<Email> {
+    Email::parse(text).map_err(|e| anyhow::anyhow!("demo email {e}"))
+}
+
 async fn ensure_trust(
     store: &dyn Store,
-    id: &str,
+    id: TrustId,
     name: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     if store.get_trust(id).await?.is_none() {
-        store
-            .create_trust(NewTrust {
-                id: id.into(),
-                name: name.into(),
-                request_id: None,
-                now,
-            })
-            .await?;
+        let new = NewTrust {
+            name: name.into(),
+            request_id: None,
+        };
+        store.create_trust(id, new, now).await?;
     }
     Ok(())
 }
 
 async fn ensure_school(
     store: &dyn Store,
-    trust_id: &str,
-    (id, name, urn): (&str, &str, &str),
+    trust_id: TrustId,
+    (school_id, name, urn): (&str, &str, &str),
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    if store.get_school(id).await?.is_none() {
-        store
-            .create_school(NewSchool {
-                id: id.into(),
-                trust_id: trust_id.into(),
-                name: name.into(),
-                urn: Some(urn.into()),
-                request_id: None,
-                now,
-            })
-            .await?;
+    let school_id: SchoolId = id(school_id)?;
+    if store.get_school(school_id).await?.is_none() {
+        let new = NewSchool {
+            trust_id,
+            name: name.into(),
+            urn: Some(urn.into()),
+            request_id: None,
+        };
+        store.create_school(school_id, new, now).await?;
     }
     Ok(())
 }
 
-fn staff_records(staff: &[demo::DemoStaff]) -> anyhow::Result<Vec<(String, StaffRecord)>> {
+fn staff_records(staff: &[demo::DemoStaff]) -> anyhow::Result<Vec<(StaffId, StaffRecord)>> {
     staff
         .iter()
-        .map(|(id, mis_id, given, family, email, title)| {
+        .map(|(staff_id, mis_id, given, family, email, title)| {
             Ok((
-                id.to_string(),
+                id(staff_id)?,
                 StaffRecord {
                     mis_id: mis_id.to_string(),
                     given_name: given.to_string(),
                     family_name: family.to_string(),
-                    email: Email::parse(email).map_err(|e| anyhow::anyhow!("demo email {e}"))?,
+                    email: demo_email(email)?,
                     job_title: title.to_string(),
                 },
             ))
@@ -128,26 +141,21 @@ async fn ensure_account(
     family_name: &str,
     password: Password,
     now: DateTime<Utc>,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<AccountId> {
     if let Some(account) = store.account_by_email(email).await? {
         return Ok(account.id);
     }
-    let password_hash = password::hash_blocking(password).await?;
-    match store
-        .create_account(NewAccount {
-            id: new_id(),
-            email: email.clone(),
-            given_name: given_name.into(),
-            family_name: family_name.into(),
-            password_hash,
-            invitation_id: None,
-            now,
-        })
-        .await
-    {
+    let new = NewAccount {
+        email: email.clone(),
+        given_name: given_name.into(),
+        family_name: family_name.into(),
+        password_hash: hashing::hash_password(password).await?,
+        invitation_id: None,
+    };
+    match store.create_account(AccountId::generate(), new, now).await {
         Ok(account) => Ok(account.id),
         // Created concurrently: reuse it.
-        Err(crate::error::IdentityError::AccountExists) => store
+        Err(Error::AccountExists) => store
             .account_by_email(email)
             .await?
             .map(|a| a.id)
@@ -159,159 +167,143 @@ async fn ensure_account(
 /// One active grant for an existing account.
 async fn ensure_grant(
     store: &dyn Store,
-    invitation_id: &str,
-    trust_id: &str,
+    invitation_id: InvitationId,
+    trust_id: TrustId,
     email: &Email,
-    staff_id: Option<&str>,
+    staff_id: Option<StaffId>,
     spec: GrantSpec,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    store
-        .batch_grant(GrantBatch {
-            invitation_id: invitation_id.into(),
-            trust_id: trust_id.into(),
-            email: email.clone(),
-            staff_id: staff_id.map(str::to_string),
-            specs: vec![spec],
-            activate: true,
-            now,
-        })
-        .await?;
+    let batch = GrantBatch {
+        invitation_id,
+        trust_id,
+        email: email.clone(),
+        staff_id,
+        specs: vec![spec],
+        activate: true,
+    };
+    store.batch_grant(batch, now).await?;
     Ok(())
 }
 
-fn spec(kind: OrgKind, organization_id: &str, product: &str, role: &str) -> GrantSpec {
+fn spec<K>(kind: OrgKind, organization_id: Id<K>, product: ProductKey, role: &str) -> GrantSpec {
     GrantSpec {
         kind,
-        organization_id: organization_id.into(),
-        product_key: product.into(),
-        role_key: role.into(),
+        organization_id: organization_id.cast(),
+        product_key: product,
+        role_key: RoleKey::from_known(role),
     }
-}
-
-fn demo_password(text: &str) -> anyhow::Result<Password> {
-    Password::parse(text).map_err(|e| anyhow::anyhow!("demo password {e}"))
-}
-
-fn demo_email(text: &str) -> anyhow::Result<Email> {
-    Email::parse(text).map_err(|e| anyhow::anyhow!("demo email {e}"))
 }
 
 /// Seeds the demo data for `portal up`; idempotent (a second call changes nothing).
 pub async fn seed_demo(database: &DatabaseArgs) -> anyhow::Result<()> {
     let pool = open(database).await?;
-    let store = storage::open(&pool);
+    let store = store::open(&pool);
     let result = seed_into(store.as_ref(), Utc::now()).await;
     pool.close().await;
     result
 }
 
 async fn seed_into(store: &dyn Store, now: DateTime<Utc>) -> anyhow::Result<()> {
-    ensure_trust(store, TRUST_ID, TRUST_NAME, now).await?;
-    ensure_trust(store, OTHER_TRUST_ID, OTHER_TRUST_NAME, now).await?;
+    let trust_id: TrustId = id(TRUST_ID)?;
+    let other_trust_id: TrustId = id(OTHER_TRUST_ID)?;
+    let first_school: SchoolId = id(SCHOOLS[0].0)?;
+    ensure_trust(store, trust_id, TRUST_NAME, now).await?;
+    ensure_trust(store, other_trust_id, OTHER_TRUST_NAME, now).await?;
     for school in SCHOOLS {
-        ensure_school(store, TRUST_ID, school, now).await?;
+        ensure_school(store, trust_id, school, now).await?;
     }
-    ensure_school(store, OTHER_TRUST_ID, OTHER_SCHOOL, now).await?;
+    ensure_school(store, other_trust_id, OTHER_SCHOOL, now).await?;
     store
-        .insert_staff_if_missing(TRUST_ID, staff_records(&STAFF)?, now)
+        .insert_staff_if_missing(trust_id, staff_records(&STAFF)?, now)
         .await?;
     store
-        .insert_staff_if_missing(OTHER_TRUST_ID, staff_records(&OTHER_STAFF)?, now)
+        .insert_staff_if_missing(other_trust_id, staff_records(&OTHER_STAFF)?, now)
         .await?;
 
     let admin = demo_email(ADMIN_EMAIL)?;
-    ensure_account(
-        store,
-        &admin,
-        "Northfield",
-        "Administrator",
-        demo_password(ADMIN_PASSWORD)?,
-        now,
-    )
-    .await?;
+    let password = demo_password(ADMIN_PASSWORD)?;
+    ensure_account(store, &admin, "Northfield", "Administrator", password, now).await?;
+    let owner = spec(OrgKind::Trust, trust_id, portal_product(), "account-owner");
     ensure_grant(
         store,
         SEED_INVITATIONS[0],
-        TRUST_ID,
+        trust_id,
         &admin,
         None,
-        spec(OrgKind::Trust, TRUST_ID, PORTAL_PRODUCT, "account-owner"),
+        owner,
         now,
     )
     .await?;
 
     let (staff_id, _, given, family, email, _) = STAFF[1];
     let existing_user = demo_email(email)?;
-    ensure_account(
-        store,
-        &existing_user,
-        given,
-        family,
-        demo_password(EXISTING_USER_PASSWORD)?,
-        now,
-    )
-    .await?;
+    let password = demo_password(EXISTING_USER_PASSWORD)?;
+    ensure_account(store, &existing_user, given, family, password, now).await?;
+    let writer = spec(
+        OrgKind::School,
+        first_school,
+        ProductKey::from_known("websites-cms"),
+        "writer",
+    );
+    let staff_id = Some(id(staff_id)?);
     ensure_grant(
         store,
         SEED_INVITATIONS[1],
-        TRUST_ID,
+        trust_id,
         &existing_user,
-        Some(staff_id),
-        spec(OrgKind::School, SCHOOLS[0].0, "websites-cms", "writer"),
+        staff_id,
+        writer,
         now,
     )
     .await?;
 
     let (staff_id, _, given, family, email, _) = STAFF[6];
     let school_admin = demo_email(email)?;
-    ensure_account(
-        store,
-        &school_admin,
-        given,
-        family,
-        demo_password(SCHOOL_ADMIN_PASSWORD)?,
-        now,
-    )
-    .await?;
+    let password = demo_password(SCHOOL_ADMIN_PASSWORD)?;
+    ensure_account(store, &school_admin, given, family, password, now).await?;
+    let admin_at_school = spec(
+        OrgKind::School,
+        first_school,
+        portal_product(),
+        "account-admin",
+    );
+    let staff_id = Some(id(staff_id)?);
     ensure_grant(
         store,
         SEED_INVITATIONS[2],
-        TRUST_ID,
+        trust_id,
         &school_admin,
-        Some(staff_id),
-        spec(
-            OrgKind::School,
-            SCHOOLS[0].0,
-            PORTAL_PRODUCT,
-            "account-admin",
-        ),
+        staff_id,
+        admin_at_school,
         now,
     )
     .await?;
 
     let other_admin = demo_email(OTHER_ADMIN_EMAIL)?;
+    let password = demo_password(OTHER_ADMIN_PASSWORD)?;
     ensure_account(
         store,
         &other_admin,
         "Southbank",
         "Administrator",
-        demo_password(OTHER_ADMIN_PASSWORD)?,
+        password,
         now,
     )
     .await?;
+    let other_owner = spec(
+        OrgKind::Trust,
+        other_trust_id,
+        portal_product(),
+        "account-owner",
+    );
     ensure_grant(
         store,
         SEED_INVITATIONS[3],
-        OTHER_TRUST_ID,
+        other_trust_id,
         &other_admin,
         None,
-        spec(
-            OrgKind::Trust,
-            OTHER_TRUST_ID,
-            PORTAL_PRODUCT,
-            "account-owner",
-        ),
+        other_owner,
         now,
     )
     .await?;
@@ -330,7 +322,7 @@ pub async fn bootstrap_admin(
     family_name: &str,
     password: &str,
 ) -> anyhow::Result<String> {
-    let trust_id = parse_id(trust_id).map_err(|e| anyhow::anyhow!("trust id {e}"))?;
+    let trust_id = TrustId::parse(trust_id).map_err(|e| anyhow::anyhow!("trust id {e}"))?;
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("email {e}"))?;
     let given_name =
         parse_name(given_name, MAX_PERSON_NAME).map_err(|e| anyhow::anyhow!("given name {e}"))?;
@@ -338,34 +330,29 @@ pub async fn bootstrap_admin(
         parse_name(family_name, MAX_PERSON_NAME).map_err(|e| anyhow::anyhow!("family name {e}"))?;
     let password = Password::parse(password).map_err(|e| anyhow::anyhow!("password {e}"))?;
     let pool = open(database).await?;
-    let store = storage::open(&pool);
+    let store = store::open(&pool);
     let result = async {
         let now = Utc::now();
-        if store.get_trust(&trust_id).await?.is_none() {
+        if store.get_trust(trust_id).await?.is_none() {
             anyhow::bail!("trust {trust_id} does not exist; create it first");
         }
-        let account_id = ensure_account(
-            store.as_ref(),
-            &email,
-            &given_name,
-            &family_name,
-            password,
-            now,
-        )
-        .await?;
+        let store = store.as_ref();
+        let account_id =
+            ensure_account(store, &email, &given_name, &family_name, password, now).await?;
         // A fresh invitation id: the grant is skipped as ALREADY_HELD when the account is
         // already an owner, so repeating the command changes nothing.
+        let owner = spec(OrgKind::Trust, trust_id, portal_product(), "account-owner");
         ensure_grant(
-            store.as_ref(),
-            &new_id(),
-            &trust_id,
+            store,
+            InvitationId::generate(),
+            trust_id,
             &email,
             None,
-            spec(OrgKind::Trust, &trust_id, PORTAL_PRODUCT, "account-owner"),
+            owner,
             now,
         )
         .await?;
-        Ok(account_id)
+        Ok(account_id.to_string())
     }
     .await;
     pool.close().await;

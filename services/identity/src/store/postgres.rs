@@ -1,36 +1,35 @@
-//! PostgreSQL hooks of the SQL store: bulk staff writes as UNNEST of arrays, so one statement
-//! carries thousands of rows with a handful of bind parameters.
+//! PostgreSQL: bulk staff writes as UNNEST of one array per column, so one statement carries
+//! thousands of rows with a handful of bind parameters; and the trust's row locked for the
+//! length of a staff sync, so syncs of one trust on several replicas take turns.
 
-use portal_runtime::db::Lease;
-use sqlx::{PgConnection, Postgres, Transaction};
+use portal_runtime::vocab::{StaffId, TrustId};
+use sqlx::postgres::PgQueryResult;
+use sqlx::{PgConnection, Postgres};
 
-use super::sql::SqlStore;
+use super::Backend;
 use crate::domain::StaffRow;
 
 /// Rows per bulk statement: large enough to amortise round trips, small enough to keep each
 /// statement's memory modest.
 const CHUNK: usize = 20_000;
 
-fn column(rows: &[StaffRow], field: impl Fn(&StaffRow) -> &String) -> Vec<&str> {
-    rows.iter().map(|r| field(r).as_str()).collect()
+/// One column of `rows`, as the array a bulk statement binds.
+fn column<'r>(rows: &'r [StaffRow], field: impl Fn(&'r StaffRow) -> &'r str) -> Vec<&'r str> {
+    rows.iter().map(field).collect()
 }
 
-impl SqlStore<Postgres> {
-    /// Locks the trust row, serialising syncs of one trust across replicas. NO KEY UPDATE, so
-    /// that the key-share locks of rows inserted meanwhile under the trust (grants, for a
-    /// start) do not wait for a long sync to commit.
-    pub(super) const LOCK_TRUST: &'static str =
-        "SELECT id FROM trusts WHERE id = $1 FOR NO KEY UPDATE";
+fn ids(rows: &[StaffRow]) -> Vec<StaffId> {
+    rows.iter().map(|r| r.id).collect()
+}
 
-    pub(super) async fn begin_write(
-        lease: &mut Lease<Postgres>,
-    ) -> Result<Transaction<'_, Postgres>, sqlx::Error> {
-        lease.begin_with("BEGIN").await
-    }
+impl Backend for Postgres {
+    /// NO KEY UPDATE, so that the key-share locks of rows inserted meanwhile under the trust
+    /// (schools, staff) do not wait for a long sync to commit.
+    const LOCK_TRUST: &'static str = "SELECT id FROM trusts WHERE id = $1 FOR NO KEY UPDATE";
 
-    pub(super) async fn insert_staff_rows(
+    async fn insert_staff(
         conn: &mut PgConnection,
-        trust_id: &str,
+        trust_id: TrustId,
         rows: &[StaffRow],
         now: i64,
     ) -> Result<(), sqlx::Error> {
@@ -46,11 +45,11 @@ impl SqlStore<Postgres> {
             )
             .bind(trust_id)
             .bind(now)
-            .bind(column(chunk, |r| &r.id))
+            .bind(ids(chunk))
             .bind(column(chunk, |r| &r.mis_id))
             .bind(column(chunk, |r| &r.given_name))
             .bind(column(chunk, |r| &r.family_name))
-            .bind(column(chunk, |r| &r.email))
+            .bind(column(chunk, |r| r.email.as_str()))
             .bind(column(chunk, |r| &r.job_title))
             .bind(column(chunk, |r| &r.search_key))
             .execute(&mut *conn)
@@ -59,7 +58,7 @@ impl SqlStore<Postgres> {
         Ok(())
     }
 
-    pub(super) async fn update_staff_rows(
+    async fn update_staff(
         conn: &mut PgConnection,
         rows: &[StaffRow],
         now: i64,
@@ -74,10 +73,10 @@ impl SqlStore<Postgres> {
                  WHERE s.id = u.id",
             )
             .bind(now)
-            .bind(column(chunk, |r| &r.id))
+            .bind(ids(chunk))
             .bind(column(chunk, |r| &r.given_name))
             .bind(column(chunk, |r| &r.family_name))
-            .bind(column(chunk, |r| &r.email))
+            .bind(column(chunk, |r| r.email.as_str()))
             .bind(column(chunk, |r| &r.job_title))
             .bind(column(chunk, |r| &r.search_key))
             .execute(&mut *conn)
@@ -86,9 +85,9 @@ impl SqlStore<Postgres> {
         Ok(())
     }
 
-    pub(super) async fn mark_staff_left(
+    async fn mark_staff_left(
         conn: &mut PgConnection,
-        ids: &[String],
+        ids: &[StaffId],
         now: i64,
     ) -> Result<(), sqlx::Error> {
         for chunk in ids.chunks(CHUNK) {
@@ -99,5 +98,9 @@ impl SqlStore<Postgres> {
                 .await?;
         }
         Ok(())
+    }
+
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
     }
 }
