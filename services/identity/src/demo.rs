@@ -204,6 +204,18 @@ pub async fn seed_demo(database: &DatabaseArgs) -> anyhow::Result<()> {
     result
 }
 
+/// A demo person: their account, and the one grant the seed makes them.
+struct DemoMember {
+    email: &'static str,
+    given_name: &'static str,
+    family_name: &'static str,
+    password: &'static str,
+    /// Their record in the trust's MIS, when they have one.
+    staff_id: Option<&'static str>,
+    trust_id: TrustId,
+    access: GrantSpec,
+}
+
 async fn seed_into(store: &dyn Store, now: DateTime<Utc>) -> anyhow::Result<()> {
     let trust_id: TrustId = id(TRUST_ID)?;
     let other_trust_id: TrustId = id(OTHER_TRUST_ID)?;
@@ -221,92 +233,79 @@ async fn seed_into(store: &dyn Store, now: DateTime<Utc>) -> anyhow::Result<()> 
         .insert_staff_if_missing(other_trust_id, staff_records(&OTHER_STAFF)?, now)
         .await?;
 
-    let admin = demo_email(ADMIN_EMAIL)?;
-    let password = demo_password(ADMIN_PASSWORD)?;
-    ensure_account(store, &admin, "Northfield", "Administrator", password, now).await?;
-    let owner = spec(OrgKind::Trust, trust_id, portal_product(), "account-owner");
-    ensure_grant(
-        store,
-        SEED_INVITATIONS[0],
-        trust_id,
-        &admin,
-        None,
-        owner,
-        now,
-    )
-    .await?;
-
-    let (staff_id, _, given, family, email, _) = STAFF[1];
-    let existing_user = demo_email(email)?;
-    let password = demo_password(EXISTING_USER_PASSWORD)?;
-    ensure_account(store, &existing_user, given, family, password, now).await?;
-    let writer = spec(
-        OrgKind::School,
-        first_school,
-        ProductKey::from_known("websites-cms"),
-        "writer",
-    );
-    let staff_id = Some(id(staff_id)?);
-    ensure_grant(
-        store,
-        SEED_INVITATIONS[1],
-        trust_id,
-        &existing_user,
-        staff_id,
-        writer,
-        now,
-    )
-    .await?;
-
-    let (staff_id, _, given, family, email, _) = STAFF[6];
-    let school_admin = demo_email(email)?;
-    let password = demo_password(SCHOOL_ADMIN_PASSWORD)?;
-    ensure_account(store, &school_admin, given, family, password, now).await?;
-    let admin_at_school = spec(
-        OrgKind::School,
-        first_school,
-        portal_product(),
-        "account-admin",
-    );
-    let staff_id = Some(id(staff_id)?);
-    ensure_grant(
-        store,
-        SEED_INVITATIONS[2],
-        trust_id,
-        &school_admin,
-        staff_id,
-        admin_at_school,
-        now,
-    )
-    .await?;
-
-    let other_admin = demo_email(OTHER_ADMIN_EMAIL)?;
-    let password = demo_password(OTHER_ADMIN_PASSWORD)?;
-    ensure_account(
-        store,
-        &other_admin,
-        "Southbank",
-        "Administrator",
-        password,
-        now,
-    )
-    .await?;
-    let other_owner = spec(
-        OrgKind::Trust,
-        other_trust_id,
-        portal_product(),
-        "account-owner",
-    );
-    ensure_grant(
-        store,
-        SEED_INVITATIONS[3],
-        other_trust_id,
-        &other_admin,
-        None,
-        other_owner,
-        now,
-    )
-    .await?;
+    let (existing_staff, _, existing_given, existing_family, existing_email, _) = STAFF[1];
+    let (school_staff, _, school_given, school_family, school_email, _) = STAFF[6];
+    let members = [
+        DemoMember {
+            email: ADMIN_EMAIL,
+            given_name: "Northfield",
+            family_name: "Administrator",
+            password: ADMIN_PASSWORD,
+            staff_id: None,
+            trust_id,
+            access: spec(OrgKind::Trust, trust_id, portal_product(), "account-owner"),
+        },
+        DemoMember {
+            email: existing_email,
+            given_name: existing_given,
+            family_name: existing_family,
+            password: EXISTING_USER_PASSWORD,
+            staff_id: Some(existing_staff),
+            trust_id,
+            access: spec(
+                OrgKind::School,
+                first_school,
+                ProductKey::from_known("websites-cms"),
+                "writer",
+            ),
+        },
+        DemoMember {
+            email: school_email,
+            given_name: school_given,
+            family_name: school_family,
+            password: SCHOOL_ADMIN_PASSWORD,
+            staff_id: Some(school_staff),
+            trust_id,
+            access: spec(
+                OrgKind::School,
+                first_school,
+                portal_product(),
+                "account-admin",
+            ),
+        },
+        DemoMember {
+            email: OTHER_ADMIN_EMAIL,
+            given_name: "Southbank",
+            family_name: "Administrator",
+            password: OTHER_ADMIN_PASSWORD,
+            staff_id: None,
+            trust_id: other_trust_id,
+            access: spec(
+                OrgKind::Trust,
+                other_trust_id,
+                portal_product(),
+                "account-owner",
+            ),
+        },
+    ];
+    for (member, invitation_id) in members.into_iter().zip(SEED_INVITATIONS) {
+        let email = demo_email(member.email)?;
+        let password = demo_password(member.password)?;
+        let (given, family) = (member.given_name, member.family_name);
+        ensure_account(store, &email, given, family, password, now).await?;
+        let staff_id = member.staff_id.map(id).transpose()?;
+        let (trust_id, access) = (member.trust_id, member.access);
+        ensure_grant(
+            store,
+            invitation_id,
+            trust_id,
+            &email,
+            staff_id,
+            access,
+            now,
+        )
+        .await?;
+    }
     tracing::info!("identity demo data seeded");
     Ok(())
 }

@@ -2,17 +2,17 @@
 //! MIS sync, accounts with argon2id passwords and signed user tokens, and grants of product
 //! roles at organisations.
 //!
-//! A call goes [`api`] (the gRPC edge: parse, convert) → [`app`] (the use cases: authorise,
+//! A call goes `api` (the gRPC edge: parse, convert) → `app` (the use cases: authorise,
 //! orchestrate) → [`domain`] (the rules) → [`store`] (SQLite or PostgreSQL). Beside them:
-//! [`hashing`], the argon2id password hashes; [`demo`], the demo data of `portal up` and the
+//! `hashing`, the argon2id password hashes; `demo`, the demo data of `portal up` and the
 //! first administrator of a trust.
 
-pub mod api;
-pub mod app;
+mod api;
+mod app;
 mod demo;
 pub mod domain;
 pub mod error;
-pub mod hashing;
+mod hashing;
 pub mod store;
 
 use std::net::SocketAddr;

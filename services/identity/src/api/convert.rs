@@ -318,25 +318,21 @@ impl TryFrom<pb::SyncStaffRequest> for Snapshot {
     type Error = ApiError;
 
     fn try_from(request: pb::SyncStaffRequest) -> Result<Self, ApiError> {
-        let mut extra = Vec::new();
-        let trust_id = match TrustId::parse(&request.trust_id) {
-            Ok(id) => Some(id),
-            Err(description) => {
-                extra.push(Violation {
-                    field: "trust_id".into(),
-                    description,
-                });
-                None
-            }
+        let trust_id = TrustId::parse(&request.trust_id);
+        // A bad trust id is named first, with the bad rows.
+        let extra = match &trust_id {
+            Ok(_) => Vec::new(),
+            Err(description) => vec![Violation {
+                field: "trust_id".into(),
+                description: description.clone(),
+            }],
         };
         let mut parser = SnapshotParser::default();
         parser.push_all(request.records)?;
         let records = parser.finish(extra)?;
-        Violations::new().finish_with(|| {
-            Some(Snapshot {
-                trust_id: trust_id?,
-                records,
-            })
+        Ok(Snapshot {
+            trust_id: trust_id.map_err(|d| ApiError::invalid("trust_id", d))?,
+            records,
         })
     }
 }

@@ -3,7 +3,8 @@
 //! length of a staff sync, so syncs of one trust on several replicas take turns.
 
 use portal_runtime::vocab::{StaffId, TrustId};
-use sqlx::postgres::PgQueryResult;
+use sqlx::postgres::{PgArguments, PgQueryResult};
+use sqlx::query::Query;
 use sqlx::{PgConnection, Postgres};
 
 use super::Backend;
@@ -16,6 +17,20 @@ const CHUNK: usize = 20_000;
 /// One column of `rows`, as the array a bulk statement binds.
 fn column<'r>(rows: &'r [StaffRow], field: impl Fn(&'r StaffRow) -> &'r str) -> Vec<&'r str> {
     rows.iter().map(field).collect()
+}
+
+/// Binds the arrays of what an insert and an update both write, in this order: given name,
+/// family name, email, job title, search key.
+fn bind_written<'r>(
+    query: Query<'r, Postgres, PgArguments>,
+    rows: &'r [StaffRow],
+) -> Query<'r, Postgres, PgArguments> {
+    query
+        .bind(column(rows, |r| &r.given_name))
+        .bind(column(rows, |r| &r.family_name))
+        .bind(column(rows, |r| r.email.as_str()))
+        .bind(column(rows, |r| &r.job_title))
+        .bind(column(rows, |r| &r.search_key))
 }
 
 fn ids(rows: &[StaffRow]) -> Vec<StaffId> {
@@ -34,7 +49,7 @@ impl Backend for Postgres {
         now: i64,
     ) -> Result<(), sqlx::Error> {
         for chunk in rows.chunks(CHUNK) {
-            sqlx::query(
+            let insert = sqlx::query(
                 "INSERT INTO staff (id, trust_id, mis_id, given_name, family_name, email, \
                  job_title, status, search_key, create_time, update_time) \
                  SELECT u.id, $1, u.mis_id, u.given_name, u.family_name, u.email, u.job_title, \
@@ -46,14 +61,8 @@ impl Backend for Postgres {
             .bind(trust_id)
             .bind(now)
             .bind(ids(chunk))
-            .bind(column(chunk, |r| &r.mis_id))
-            .bind(column(chunk, |r| &r.given_name))
-            .bind(column(chunk, |r| &r.family_name))
-            .bind(column(chunk, |r| r.email.as_str()))
-            .bind(column(chunk, |r| &r.job_title))
-            .bind(column(chunk, |r| &r.search_key))
-            .execute(&mut *conn)
-            .await?;
+            .bind(column(chunk, |r| &r.mis_id));
+            bind_written(insert, chunk).execute(&mut *conn).await?;
         }
         Ok(())
     }
@@ -64,7 +73,7 @@ impl Backend for Postgres {
         now: i64,
     ) -> Result<(), sqlx::Error> {
         for chunk in rows.chunks(CHUNK) {
-            sqlx::query(
+            let update = sqlx::query(
                 "UPDATE staff AS s SET given_name = u.given_name, family_name = u.family_name, \
                  email = u.email, job_title = u.job_title, search_key = u.search_key, \
                  status = 'active', update_time = $1 \
@@ -73,14 +82,8 @@ impl Backend for Postgres {
                  WHERE s.id = u.id",
             )
             .bind(now)
-            .bind(ids(chunk))
-            .bind(column(chunk, |r| &r.given_name))
-            .bind(column(chunk, |r| &r.family_name))
-            .bind(column(chunk, |r| r.email.as_str()))
-            .bind(column(chunk, |r| &r.job_title))
-            .bind(column(chunk, |r| &r.search_key))
-            .execute(&mut *conn)
-            .await?;
+            .bind(ids(chunk));
+            bind_written(update, chunk).execute(&mut *conn).await?;
         }
         Ok(())
     }

@@ -146,8 +146,15 @@ impl From<AccountRow> for Account {
 #[derive(sqlx::FromRow)]
 pub struct CredentialsRow {
     #[sqlx(flatten)]
-    pub account: AccountRow,
-    pub password_hash: String,
+    account: AccountRow,
+    password_hash: String,
+}
+
+/// The account and its password hash.
+impl From<CredentialsRow> for (Account, String) {
+    fn from(row: CredentialsRow) -> Self {
+        (row.account.into(), row.password_hash)
+    }
 }
 
 #[derive(sqlx::FromRow)]

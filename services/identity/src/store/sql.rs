@@ -9,7 +9,7 @@ use portal_runtime::db::{AsExecutor as _, Column, Db, Text, is_unique_violation}
 use portal_runtime::vocab::{
     AccountId, Email, GrantId, IdSet, InvitationId, OrgKind, RequestId, SchoolId, StaffId, TrustId,
 };
-use sqlx::{ColumnIndex, Database};
+use sqlx::{ColumnIndex, Database, Encode, FromRow, Type};
 
 use super::rows::{
     AccountRow, AdminGrantRow, CredentialsRow, ExistingStaffRow, GRANT_COLUMNS, GrantRow,
@@ -139,7 +139,8 @@ where
         self.db
             .run("create_trust", async |conn| {
                 if let Some(request_id) = &new.request_id
-                    && let Some(existing) = Self::trust_by_request(conn, request_id).await?
+                    && let Some(existing) =
+                        Self::find::<TrustRow, _, _>(conn, TRUST_BY_REQUEST, request_id).await?
                 {
                     return Ok(existing);
                 }
@@ -158,7 +159,7 @@ where
                     }),
                     // A concurrent call with the same request id won the race.
                     (Err(e), Some(request_id)) if is_unique_violation(&e) => {
-                        Self::trust_by_request(conn, request_id)
+                        Self::find::<TrustRow, _, _>(conn, TRUST_BY_REQUEST, request_id)
                             .await?
                             .ok_or(Error::Database(e))
                     }
@@ -171,11 +172,7 @@ where
     async fn get_trust(&self, id: TrustId) -> Result<Option<Trust>> {
         self.db
             .run("get_trust", async |conn| {
-                let row: Option<TrustRow> = sqlx::query_as(GET_TRUST)
-                    .bind(id)
-                    .fetch_optional(conn.exec())
-                    .await?;
-                Ok(row.map(Trust::from))
+                Self::find::<TrustRow, _, _>(conn, GET_TRUST, id).await
             })
             .await
     }
@@ -189,7 +186,8 @@ where
         self.db
             .run("create_school", async |conn| {
                 if let Some(request_id) = &new.request_id
-                    && let Some(existing) = Self::school_by_request(conn, request_id).await?
+                    && let Some(existing) =
+                        Self::find::<SchoolRow, _, _>(conn, SCHOOL_BY_REQUEST, request_id).await?
                 {
                     return Ok(existing);
                 }
@@ -220,7 +218,8 @@ where
                     Err(e) if is_unique_violation(&e) => {
                         if let Some(request_id) = &new.request_id
                             && let Some(existing) =
-                                Self::school_by_request(conn, request_id).await?
+                                Self::find::<SchoolRow, _, _>(conn, SCHOOL_BY_REQUEST, request_id)
+                                    .await?
                         {
                             return Ok(existing);
                         }
@@ -238,11 +237,7 @@ where
     async fn get_school(&self, id: SchoolId) -> Result<Option<School>> {
         self.db
             .run("get_school", async |conn| {
-                let row: Option<SchoolRow> = sqlx::query_as(GET_SCHOOL)
-                    .bind(id)
-                    .fetch_optional(conn.exec())
-                    .await?;
-                Ok(row.map(School::from))
+                Self::find::<SchoolRow, _, _>(conn, GET_SCHOOL, id).await
             })
             .await
     }
@@ -453,11 +448,7 @@ where
     async fn get_account(&self, id: AccountId) -> Result<Option<Account>> {
         self.db
             .run("get_account", async |conn| {
-                let row: Option<AccountRow> = sqlx::query_as(GET_ACCOUNT)
-                    .bind(id)
-                    .fetch_optional(conn.exec())
-                    .await?;
-                Ok(row.map(Account::from))
+                Self::find::<AccountRow, _, _>(conn, GET_ACCOUNT, id).await
             })
             .await
     }
@@ -465,11 +456,7 @@ where
     async fn account_by_email(&self, email: &Email) -> Result<Option<Account>> {
         self.db
             .run("account_by_email", async |conn| {
-                let row: Option<AccountRow> = sqlx::query_as(ACCOUNT_BY_EMAIL)
-                    .bind(email)
-                    .fetch_optional(conn.exec())
-                    .await?;
-                Ok(row.map(Account::from))
+                Self::find::<AccountRow, _, _>(conn, ACCOUNT_BY_EMAIL, email).await
             })
             .await
     }
@@ -477,11 +464,7 @@ where
     async fn credentials(&self, email: &Email) -> Result<Option<(Account, String)>> {
         self.db
             .run("credentials", async |conn| {
-                let row: Option<CredentialsRow> = sqlx::query_as(CREDENTIALS)
-                    .bind(email)
-                    .fetch_optional(conn.exec())
-                    .await?;
-                Ok(row.map(|row| (Account::from(row.account), row.password_hash)))
+                Self::find::<CredentialsRow, _, _>(conn, CREDENTIALS, email).await
             })
             .await
     }
@@ -635,26 +618,22 @@ where
         Self { db }
     }
 
-    async fn trust_by_request(
+    /// The row `sql` finds by its one parameter, `key`, as a domain value.
+    async fn find<'k, R, K, T>(
         conn: &mut DB::Connection,
-        request_id: &RequestId,
-    ) -> Result<Option<Trust>> {
-        let row: Option<TrustRow> = sqlx::query_as(TRUST_BY_REQUEST)
-            .bind(request_id)
+        sql: &'static str,
+        key: K,
+    ) -> Result<Option<T>>
+    where
+        R: for<'r> FromRow<'r, DB::Row> + Send + Unpin,
+        K: 'k + Encode<'k, DB> + Type<DB> + Send,
+        T: From<R>,
+    {
+        let row: Option<R> = sqlx::query_as(sql)
+            .bind(key)
             .fetch_optional(conn.exec())
             .await?;
-        Ok(row.map(Trust::from))
-    }
-
-    async fn school_by_request(
-        conn: &mut DB::Connection,
-        request_id: &RequestId,
-    ) -> Result<Option<School>> {
-        let row: Option<SchoolRow> = sqlx::query_as(SCHOOL_BY_REQUEST)
-            .bind(request_id)
-            .fetch_optional(conn.exec())
-            .await?;
-        Ok(row.map(School::from))
+        Ok(row.map(T::from))
     }
 
     /// The LIKE pattern of text containing `needle`, with `%`, `_` and `\` escaped for
