@@ -76,9 +76,9 @@ impl TryFrom<pb::GetTrustRequest> for Parsed<TrustId> {
     type Error = ApiError;
 
     fn try_from(request: pb::GetTrustRequest) -> Result<Self, ApiError> {
-        let mut v = Violations::new();
-        let trust_id = v.take("trust_id", TrustId::parse(&request.trust_id));
-        v.finish_with(|| Some(Parsed(trust_id?)))
+        TrustId::parse(&request.trust_id)
+            .map(Parsed)
+            .map_err(|d| ApiError::invalid("trust_id", d))
     }
 }
 
@@ -106,9 +106,9 @@ impl TryFrom<pb::GetSchoolRequest> for Parsed<SchoolId> {
     type Error = ApiError;
 
     fn try_from(request: pb::GetSchoolRequest) -> Result<Self, ApiError> {
-        let mut v = Violations::new();
-        let school_id = v.take("school_id", SchoolId::parse(&request.school_id));
-        v.finish_with(|| Some(Parsed(school_id?)))
+        SchoolId::parse(&request.school_id)
+            .map(Parsed)
+            .map_err(|d| ApiError::invalid("school_id", d))
     }
 }
 
@@ -574,9 +574,9 @@ impl TryFrom<pb::LookupAccountRequest> for Parsed<Email> {
     type Error = ApiError;
 
     fn try_from(request: pb::LookupAccountRequest) -> Result<Self, ApiError> {
-        let mut v = Violations::new();
-        let email = v.take("email", Email::parse(&request.email));
-        v.finish_with(|| Some(Parsed(email?)))
+        Email::parse(&request.email)
+            .map(Parsed)
+            .map_err(|d| ApiError::invalid("email", d))
     }
 }
 
@@ -740,9 +740,9 @@ impl TryFrom<pb::RevokeGrantsRequest> for Parsed<(InvitationId, bool)> {
     type Error = ApiError;
 
     fn try_from(request: pb::RevokeGrantsRequest) -> Result<Self, ApiError> {
-        let mut v = Violations::new();
-        let invitation_id = v.take("invitation_id", InvitationId::parse(&request.invitation_id));
-        v.finish_with(|| Some(Parsed((invitation_id?, request.pending_only))))
+        InvitationId::parse(&request.invitation_id)
+            .map(|id| Parsed((id, request.pending_only)))
+            .map_err(|d| ApiError::invalid("invitation_id", d))
     }
 }
 
