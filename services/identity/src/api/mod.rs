@@ -7,7 +7,6 @@ mod directory;
 mod grants;
 mod staff;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use portal_proto::identity::v1::account_service_server::{self, AccountServiceServer};
@@ -61,7 +60,7 @@ pub fn routes(app: Arc<App>) -> Routes {
     )
 }
 
-/// Runs a handler's work and answers with its message, or with the status of its error.
-async fn answer<T>(work: impl Future<Output = Result<T>>) -> Result<Response<T>, Status> {
-    work.await.map(Response::new).map_err(Status::from)
+/// A handler's answer: its message, or its error as a status.
+fn answer<T>(result: Result<T>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(Status::from)
 }

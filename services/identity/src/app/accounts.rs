@@ -3,7 +3,7 @@
 use portal_runtime::auth::Principal;
 use portal_runtime::vocab::{AccountId, Email};
 
-use super::App;
+use super::{Accounts, Admitted, App};
 use crate::domain::{
     Account, CurrentAccount, NewAccount, Registration, SignIn, SignedIn, group_access,
 };
@@ -11,8 +11,12 @@ use crate::error::{Error, Result};
 use crate::hashing;
 
 impl App {
-    /// Registers an account (caller admitted as [`super::ServiceCall::Accounts`]).
-    pub async fn register_account(&self, registration: Registration) -> Result<Account> {
+    /// Registers an account.
+    pub async fn register_account(
+        &self,
+        _: &Admitted<Accounts>,
+        registration: Registration,
+    ) -> Result<Account> {
         // Hashing is slow on purpose: refuse a taken email before paying for it.
         if self
             .store
@@ -65,8 +69,12 @@ impl App {
         Ok(SignedIn { account, token })
     }
 
-    /// The account of an email, if any (caller admitted as [`super::ServiceCall::Accounts`]).
-    pub async fn lookup_account(&self, email: &Email) -> Result<Option<Account>> {
+    /// The account of an email, if any.
+    pub async fn lookup_account(
+        &self,
+        _: &Admitted<Accounts>,
+        email: &Email,
+    ) -> Result<Option<Account>> {
         self.store.account_by_email(email).await
     }
 

@@ -3,13 +3,17 @@
 use portal_runtime::auth::Principal;
 use portal_runtime::vocab::{SchoolId, TrustId};
 
-use super::App;
+use super::{Admitted, App, DirectoryWrites};
 use crate::domain::{NewSchool, NewTrust, School, SchoolQuery, Trust};
 use crate::error::{Error, Result};
 
 impl App {
-    /// Creates a trust (caller admitted as [`super::ServiceCall::DirectoryWrite`]).
-    pub async fn create_trust(&self, new: NewTrust) -> Result<Trust> {
+    /// Creates a trust.
+    pub async fn create_trust(
+        &self,
+        _: &Admitted<DirectoryWrites>,
+        new: NewTrust,
+    ) -> Result<Trust> {
         self.store
             .create_trust(TrustId::generate(), new, self.now())
             .await
@@ -20,8 +24,12 @@ impl App {
         self.require_trust(trust_id).await
     }
 
-    /// Creates a school (caller admitted as [`super::ServiceCall::DirectoryWrite`]).
-    pub async fn create_school(&self, new: NewSchool) -> Result<School> {
+    /// Creates a school.
+    pub async fn create_school(
+        &self,
+        _: &Admitted<DirectoryWrites>,
+        new: NewSchool,
+    ) -> Result<School> {
         self.store
             .create_school(SchoolId::generate(), new, self.now())
             .await

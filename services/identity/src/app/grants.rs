@@ -5,7 +5,7 @@ use portal_runtime::auth::Principal;
 use portal_runtime::error::ApiError;
 use portal_runtime::vocab::{AccountId, InvitationId};
 
-use super::App;
+use super::{Admitted, App, Grants};
 use crate::domain::{
     AccessQuery, Administration, AdministratorCheck, Grant, GrantBatch, GrantResult,
     OrganizationAccess, administered_trusts, decide_administrator, group_access,
@@ -13,15 +13,19 @@ use crate::domain::{
 use crate::error::{Error, Result};
 
 impl App {
-    /// Makes an invitation's grants (caller admitted as [`super::ServiceCall::Grants`]).
-    pub async fn batch_grant(&self, batch: GrantBatch) -> Result<Vec<GrantResult>> {
+    /// Makes an invitation's grants.
+    pub async fn batch_grant(
+        &self,
+        _: &Admitted<Grants>,
+        batch: GrantBatch,
+    ) -> Result<Vec<GrantResult>> {
         self.store.batch_grant(batch, self.now()).await
     }
 
-    /// Activates an invitation's pending grants for the account its invitee registered
-    /// (caller admitted as [`super::ServiceCall::Grants`]).
+    /// Activates an invitation's pending grants for the account its invitee registered.
     pub async fn activate_grants(
         &self,
+        _: &Admitted<Grants>,
         invitation_id: InvitationId,
         account_id: AccountId,
     ) -> Result<Vec<Grant>> {
@@ -30,10 +34,10 @@ impl App {
             .await
     }
 
-    /// Revokes an invitation's grants; returns how many changed (caller admitted as
-    /// [`super::ServiceCall::Grants`]).
+    /// Revokes an invitation's grants; returns how many changed.
     pub async fn revoke_grants(
         &self,
+        _: &Admitted<Grants>,
         invitation_id: InvitationId,
         pending_only: bool,
     ) -> Result<u64> {

@@ -6,6 +6,7 @@ mod directory;
 mod grants;
 mod staff;
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -18,30 +19,40 @@ use crate::domain::{AdminDecision, decide_administrator};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
-/// The calls only other services make, each answered to the services named here whatever
-/// the request says, so they are checked before a request is read: a caller that may not
-/// make the call learns nothing of its input, and a refused staff stream is not read.
-#[derive(Debug, Clone, Copy)]
-pub enum ServiceCall {
-    /// Creating trusts and schools.
-    DirectoryWrite,
-    /// Replacing a trust's staff directory with a snapshot.
-    StaffSync,
-    /// Registering and looking up accounts.
-    Accounts,
-    /// Making, activating and revoking an invitation's grants.
-    Grants,
+/// A kind of call only other services make, and the services that make it (by the name
+/// their token carries).
+pub trait ServiceCall {
+    const CALLERS: &'static [&'static str];
 }
 
-impl ServiceCall {
-    fn callers(self) -> &'static [&'static str] {
-        match self {
-            ServiceCall::DirectoryWrite => &[callers::OPERATOR],
-            ServiceCall::StaffSync => &[callers::MIS_SYNC, callers::OPERATOR],
-            ServiceCall::Accounts | ServiceCall::Grants => &[callers::INVITATION],
-        }
-    }
+/// Creating trusts and schools.
+pub enum DirectoryWrites {}
+/// Replacing a trust's staff directory with a snapshot.
+pub enum StaffSync {}
+/// Registering and looking up accounts.
+pub enum Accounts {}
+/// Making, activating and revoking an invitation's grants.
+pub enum Grants {}
+
+impl ServiceCall for DirectoryWrites {
+    const CALLERS: &'static [&'static str] = &[callers::OPERATOR];
 }
+
+impl ServiceCall for StaffSync {
+    const CALLERS: &'static [&'static str] = &[callers::MIS_SYNC, callers::OPERATOR];
+}
+
+impl ServiceCall for Accounts {
+    const CALLERS: &'static [&'static str] = &[callers::INVITATION];
+}
+
+impl ServiceCall for Grants {
+    const CALLERS: &'static [&'static str] = &[callers::INVITATION];
+}
+
+/// A caller admitted to calls of kind `C` ([`App::admit`]); the use cases of `C` take it, so
+/// none runs for a caller that was not.
+pub struct Admitted<C: ServiceCall>(PhantomData<C>);
 
 /// The identity service's use cases over one store.
 pub struct App {
@@ -70,10 +81,12 @@ impl App {
         self.clock.now()
     }
 
-    /// Refuses every caller but the services that make `call` (PERMISSION_DENIED).
-    pub fn admit(&self, caller: &Principal, call: ServiceCall) -> Result<()> {
-        caller.require_service(call.callers())?;
-        Ok(())
+    /// Admits the services that make calls of kind `C`, and refuses every other caller
+    /// (PERMISSION_DENIED). The edge asks before it reads the request, so a caller that may
+    /// not make the call learns nothing of its input, and a refused staff stream is not read.
+    pub fn admit<C: ServiceCall>(&self, caller: &Principal) -> Result<Admitted<C>> {
+        caller.require_service(C::CALLERS)?;
+        Ok(Admitted(PhantomData))
     }
 
     /// Services, and administrators of the trust; other users get PERMISSION_DENIED.

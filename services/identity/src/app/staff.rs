@@ -3,13 +3,17 @@
 use portal_runtime::auth::Principal;
 use portal_runtime::vocab::{StaffId, TrustId};
 
-use super::App;
+use super::{Admitted, App, StaffSync};
 use crate::domain::{Snapshot, StaffEntry, StaffMember, StaffQuery, SyncSummary};
 use crate::error::{Error, Result};
 
 impl App {
-    /// Applies a full snapshot (caller admitted as [`super::ServiceCall::StaffSync`]).
-    pub async fn sync_staff(&self, snapshot: Snapshot) -> Result<SyncSummary> {
+    /// Applies a full snapshot.
+    pub async fn sync_staff(
+        &self,
+        _: &Admitted<StaffSync>,
+        snapshot: Snapshot,
+    ) -> Result<SyncSummary> {
         let Snapshot { trust_id, records } = snapshot;
         let received = records.len();
         let started = std::time::Instant::now();
