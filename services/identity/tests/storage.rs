@@ -6,8 +6,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use portal_identity::MIGRATIONS;
 use portal_identity::domain::{
-    Account, AdminGrant, GrantBatch, GrantOutcome, GrantSpec, GrantStatus, NewAccount, NewSchool,
-    NewTrust, StaffCursor, StaffFilter, StaffRecord, StaffStatus, SyncSummary,
+    Account, AdminGrant, GrantBatch, GrantOutcome, GrantResult, GrantSpec, GrantStatus, NewAccount,
+    NewSchool, NewTrust, StaffCursor, StaffFilter, StaffRecord, StaffStatus, SyncSummary,
 };
 use portal_identity::error::Error;
 use portal_identity::store::{self, Store};
@@ -624,6 +624,11 @@ fn batch(
     }
 }
 
+/// Makes a batch's grants at [`t0`]; `what` names the call if it fails.
+async fn grant(ctx: &Ctx, batch: GrantBatch, what: &str) -> Vec<GrantResult> {
+    ctx.store.batch_grant(batch, t0()).await.expect(what)
+}
+
 async fn batch_grants_are_created_then_granted_then_held(ctx: &Ctx) {
     let trust_id = trust(ctx).await;
     let school_id = school(ctx, trust_id).await;
@@ -632,25 +637,21 @@ async fn batch_grants_are_created_then_granted_then_held(ctx: &Ctx) {
         spec(OrgKind::School, school_id, "websites-cms", "writer"),
     ];
     let first_invitation = InvitationId::generate();
-    let first = ctx
-        .store
-        .batch_grant(
-            batch(first_invitation, trust_id, "p@s.org", specs.clone(), false),
-            t0(),
-        )
-        .await
-        .expect("grant");
+    let first = grant(
+        ctx,
+        batch(first_invitation, trust_id, "p@s.org", specs.clone(), false),
+        "grant",
+    )
+    .await;
     assert!(first.iter().all(|r| r.outcome == GrantOutcome::Created
         && r.grant.status == GrantStatus::Pending
         && r.grant.account_id.is_none()));
-    let again = ctx
-        .store
-        .batch_grant(
-            batch(first_invitation, trust_id, "p@s.org", specs.clone(), false),
-            t0(),
-        )
-        .await
-        .expect("grant again");
+    let again = grant(
+        ctx,
+        batch(first_invitation, trust_id, "p@s.org", specs.clone(), false),
+        "grant again",
+    )
+    .await;
     assert!(
         again
             .iter()
@@ -662,14 +663,12 @@ async fn batch_grants_are_created_then_granted_then_held(ctx: &Ctx) {
     );
     let mut more = specs.clone();
     more.push(spec(OrgKind::School, school_id, "comms-hub", "writer"));
-    let second = ctx
-        .store
-        .batch_grant(
-            batch(InvitationId::generate(), trust_id, "p@s.org", more, false),
-            t0(),
-        )
-        .await
-        .expect("second invitation");
+    let second = grant(
+        ctx,
+        batch(InvitationId::generate(), trust_id, "p@s.org", more, false),
+        "second invitation",
+    )
+    .await;
     let outcomes: Vec<GrantOutcome> = second.iter().map(|r| r.outcome).collect();
     assert_eq!(
         outcomes,
@@ -790,19 +789,18 @@ async fn concurrent_batch_grants_of_one_invitation_make_each_grant_once(ctx: &Ct
 async fn activation_binds_pending_grants_and_checks_the_email(ctx: &Ctx) {
     let trust_id = trust(ctx).await;
     let invitation = InvitationId::generate();
-    ctx.store
-        .batch_grant(
-            batch(
-                invitation,
-                trust_id,
-                "new@s.org",
-                vec![spec(OrgKind::Trust, trust_id, "portal", "full-edit")],
-                false,
-            ),
-            t0(),
-        )
-        .await
-        .expect("grant");
+    grant(
+        ctx,
+        batch(
+            invitation,
+            trust_id,
+            "new@s.org",
+            vec![spec(OrgKind::Trust, trust_id, "portal", "full-edit")],
+            false,
+        ),
+        "grant",
+    )
+    .await;
     let stranger = register(ctx, "stranger@s.org").await.expect("account");
     assert!(matches!(
         ctx.store
@@ -841,32 +839,30 @@ async fn revocation_counts_only_what_it_changes(ctx: &Ctx) {
     let account = register(ctx, "active@s.org").await.expect("account");
     let active = InvitationId::generate();
     let pending = InvitationId::generate();
-    ctx.store
-        .batch_grant(
-            batch(
-                active,
-                trust_id,
-                account.email.as_str(),
-                vec![spec(OrgKind::Trust, trust_id, "portal", "full-edit")],
-                true,
-            ),
-            t0(),
-        )
-        .await
-        .expect("grant");
-    ctx.store
-        .batch_grant(
-            batch(
-                pending,
-                trust_id,
-                "pending@s.org",
-                vec![spec(OrgKind::Trust, trust_id, "portal", "full-edit")],
-                false,
-            ),
-            t0(),
-        )
-        .await
-        .expect("grant");
+    grant(
+        ctx,
+        batch(
+            active,
+            trust_id,
+            account.email.as_str(),
+            vec![spec(OrgKind::Trust, trust_id, "portal", "full-edit")],
+            true,
+        ),
+        "grant",
+    )
+    .await;
+    grant(
+        ctx,
+        batch(
+            pending,
+            trust_id,
+            "pending@s.org",
+            vec![spec(OrgKind::Trust, trust_id, "portal", "full-edit")],
+            false,
+        ),
+        "grant",
+    )
+    .await;
     assert_eq!(
         ctx.store
             .revoke_grants(active, true, t0())
@@ -902,20 +898,18 @@ async fn revocation_counts_only_what_it_changes(ctx: &Ctx) {
         .expect("grants");
     assert_eq!(grants[0].status, GrantStatus::Revoked);
     // The same invitation does not make revoked access again.
-    let again = ctx
-        .store
-        .batch_grant(
-            batch(
-                active,
-                trust_id,
-                account.email.as_str(),
-                vec![spec(OrgKind::Trust, trust_id, "portal", "full-edit")],
-                true,
-            ),
-            t0(),
-        )
-        .await
-        .expect("grant again");
+    let again = grant(
+        ctx,
+        batch(
+            active,
+            trust_id,
+            account.email.as_str(),
+            vec![spec(OrgKind::Trust, trust_id, "portal", "full-edit")],
+            true,
+        ),
+        "grant again",
+    )
+    .await;
     assert_eq!(again[0].outcome, GrantOutcome::AlreadyGranted);
     assert_eq!(again[0].grant.status, GrantStatus::Revoked);
 }
@@ -932,19 +926,18 @@ async fn access_and_administrator_queries_see_only_grants_in_force(ctx: &Ctx) {
             .expect("access")
     );
     // Pending for the email (made before the account existed elsewhere in time).
-    ctx.store
-        .batch_grant(
-            batch(
-                InvitationId::generate(),
-                trust_id,
-                "person@s.org",
-                vec![spec(OrgKind::School, school_id, "websites-cms", "writer")],
-                false,
-            ),
-            t0(),
-        )
-        .await
-        .expect("pending");
+    grant(
+        ctx,
+        batch(
+            InvitationId::generate(),
+            trust_id,
+            "person@s.org",
+            vec![spec(OrgKind::School, school_id, "websites-cms", "writer")],
+            false,
+        ),
+        "pending",
+    )
+    .await;
     assert!(
         ctx.store
             .has_access_in_trust(account.id, trust_id)
@@ -952,19 +945,18 @@ async fn access_and_administrator_queries_see_only_grants_in_force(ctx: &Ctx) {
             .expect("access")
     );
     let admin_invitation = InvitationId::generate();
-    ctx.store
-        .batch_grant(
-            batch(
-                admin_invitation,
-                other,
-                "person@s.org",
-                vec![spec(OrgKind::Trust, other, "portal", "account-admin")],
-                true,
-            ),
-            t0(),
-        )
-        .await
-        .expect("active");
+    grant(
+        ctx,
+        batch(
+            admin_invitation,
+            other,
+            "person@s.org",
+            vec![spec(OrgKind::Trust, other, "portal", "account-admin")],
+            true,
+        ),
+        "active",
+    )
+    .await;
     let grants = ctx.store.access_grants(&account).await.expect("access");
     assert_eq!(grants.len(), 2);
     assert_eq!(
@@ -1042,19 +1034,18 @@ async fn seeding_the_demo_twice_changes_nothing(ctx: &Ctx) {
 /// guarded), with one on SQLite: on both, a trust cannot go away under its grants.
 async fn a_trust_cannot_be_deleted_or_renumbered_under_its_grants(ctx: &Ctx) {
     let trust_id = trust(ctx).await;
-    ctx.store
-        .batch_grant(
-            batch(
-                InvitationId::generate(),
-                trust_id,
-                "p@s.org",
-                vec![spec(OrgKind::Trust, trust_id, "portal", "full-edit")],
-                false,
-            ),
-            t0(),
-        )
-        .await
-        .expect("grant");
+    grant(
+        ctx,
+        batch(
+            InvitationId::generate(),
+            trust_id,
+            "p@s.org",
+            vec![spec(OrgKind::Trust, trust_id, "portal", "full-edit")],
+            false,
+        ),
+        "grant",
+    )
+    .await;
     // Ids are UUIDs made here: safe to write into the statements.
     let delete = format!("DELETE FROM trusts WHERE id = '{trust_id}'");
     let renumber = format!(
