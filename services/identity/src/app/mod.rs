@@ -15,7 +15,7 @@ use portal_runtime::clock::SharedClock;
 use portal_runtime::error::ApiError;
 use portal_runtime::vocab::TrustId;
 
-use crate::domain::{AdminDecision, decide_administrator};
+use crate::domain::{AdminDecision, Trust, decide_administrator};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -128,7 +128,7 @@ impl App {
     }
 
     /// The trust, or TrustNotFound.
-    async fn require_trust(&self, trust_id: TrustId) -> Result<crate::domain::Trust> {
+    async fn require_trust(&self, trust_id: TrustId) -> Result<Trust> {
         self.store
             .get_trust(trust_id)
             .await?
