@@ -1,24 +1,26 @@
 //! The identity service's errors and their one mapping to gRPC statuses.
 
+use portal_runtime::db::StoreError;
 use portal_runtime::error::{ApiError, Violation};
+use portal_runtime::vocab::{AccountId, SchoolId, StaffId, TrustId};
 use tonic::Status;
 
 /// The ErrorInfo domain of every identity refusal.
 pub const DOMAIN: &str = "identity.portal";
 
 #[derive(Debug, thiserror::Error)]
-pub enum IdentityError {
-    /// Already mapped (authentication, authorization, field violations).
+pub enum Error {
+    /// Already mapped (authentication, authorisation, field violations).
     #[error(transparent)]
     Api(#[from] ApiError),
     #[error("trust {0} not found")]
-    TrustNotFound(String),
+    TrustNotFound(TrustId),
     #[error("school {0} not found")]
-    SchoolNotFound(String),
+    SchoolNotFound(SchoolId),
     #[error("staff member {0} not found")]
-    StaffNotFound(String),
+    StaffNotFound(StaffId),
     #[error("account {0} not found")]
-    AccountNotFound(String),
+    AccountNotFound(AccountId),
     #[error("another school already has this URN")]
     SchoolUrnExists(String),
     #[error("an account already exists for this email")]
@@ -39,40 +41,49 @@ pub enum IdentityError {
     Internal(#[from] anyhow::Error),
 }
 
-pub type Result<T, E = IdentityError> = std::result::Result<T, E>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl From<IdentityError> for ApiError {
-    fn from(error: IdentityError) -> Self {
+impl StoreError for Error {
+    fn as_sqlx(&self) -> Option<&sqlx::Error> {
+        match self {
+            Error::Database(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
         match error {
-            IdentityError::Api(api) => api,
-            IdentityError::TrustNotFound(id) => ApiError::not_found("trust", id),
-            IdentityError::SchoolNotFound(id) => ApiError::not_found("school", id),
-            IdentityError::StaffNotFound(id) => ApiError::not_found("staff member", id),
-            IdentityError::AccountNotFound(id) => ApiError::not_found("account", id),
-            IdentityError::SchoolUrnExists(urn) => ApiError::AlreadyExists {
+            Error::Api(api) => api,
+            Error::TrustNotFound(id) => ApiError::not_found("trust", id),
+            Error::SchoolNotFound(id) => ApiError::not_found("school", id),
+            Error::StaffNotFound(id) => ApiError::not_found("staff member", id),
+            Error::AccountNotFound(id) => ApiError::not_found("account", id),
+            Error::SchoolUrnExists(urn) => ApiError::AlreadyExists {
                 reason: "SCHOOL_URN_EXISTS",
                 message: format!("another school already has the URN {urn}"),
                 metadata: vec![("urn", urn)],
             },
-            IdentityError::AccountExists => ApiError::AlreadyExists {
+            Error::AccountExists => ApiError::AlreadyExists {
                 reason: "ACCOUNT_EXISTS",
                 message: "an account already exists for this email".into(),
                 metadata: Vec::new(),
             },
-            IdentityError::InvalidCredentials => ApiError::Unauthenticated {
+            Error::InvalidCredentials => ApiError::Unauthenticated {
                 reason: "INVALID_CREDENTIALS",
                 message: "the email or password is wrong".into(),
             },
-            IdentityError::NoAccountForEmail => ApiError::failed_precondition(
+            Error::NoAccountForEmail => ApiError::failed_precondition(
                 "ACCOUNT_NOT_FOUND",
                 "no account has the invitee's email, so the grants cannot be made active; \
                  make them pending instead",
             ),
-            IdentityError::AccountEmailMismatch => ApiError::failed_precondition(
+            Error::AccountEmailMismatch => ApiError::failed_precondition(
                 "ACCOUNT_EMAIL_MISMATCH",
                 "the account's email is not the email the invitation's grants were made to",
             ),
-            IdentityError::ForeignOrganizations(indices) => ApiError::InvalidArgument(
+            Error::ForeignOrganizations(indices) => ApiError::InvalidArgument(
                 indices
                     .into_iter()
                     .map(|i| Violation {
@@ -81,14 +92,14 @@ impl From<IdentityError> for ApiError {
                     })
                     .collect(),
             ),
-            IdentityError::Database(error) => ApiError::from(error),
-            IdentityError::Internal(error) => ApiError::Internal(error),
+            Error::Database(error) => ApiError::from(error),
+            Error::Internal(error) => ApiError::Internal(error),
         }
     }
 }
 
-impl IdentityError {
-    pub fn into_status(self) -> Status {
-        ApiError::from(self).into_status(DOMAIN)
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        ApiError::from(error).into_status(DOMAIN)
     }
 }

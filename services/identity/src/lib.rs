@@ -1,13 +1,19 @@
 //! The identity service (`portal.identity.v1`): trusts and schools, the staff directory and its
 //! MIS sync, accounts with argon2id passwords and signed user tokens, and grants of product
 //! roles at organisations.
+//!
+//! A call goes `api` (the gRPC edge: parse, convert) → `app` (the use cases: authorise,
+//! orchestrate) → [`domain`] (the rules) → [`store`] (SQLite or PostgreSQL). Beside them:
+//! `hashing`, the argon2id password hashes; `demo`, the demo data of `portal up` and the
+//! first administrator of a trust.
 
+mod api;
+mod app;
+mod demo;
 pub mod domain;
 pub mod error;
-pub mod grpc;
-pub mod password;
-mod seed;
-pub mod storage;
+mod hashing;
+pub mod store;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,21 +21,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use portal_proto::identity::v1::account_service_server::{self, AccountServiceServer};
-use portal_proto::identity::v1::directory_service_server::{self, DirectoryServiceServer};
-use portal_proto::identity::v1::grant_service_server::{self, GrantServiceServer};
-use portal_proto::identity::v1::staff_service_server::{self, StaffServiceServer};
 use portal_runtime::auth::{TokenIssuer, TokenVerifier};
 use portal_runtime::clock::SharedClock;
 use portal_runtime::config::{DatabaseArgs, ServerArgs, TokenArgs, parse_duration};
 use portal_runtime::db::{DbPool, Migrations};
-use portal_runtime::server::{Bound, ServiceSpec, Shutdown, serve};
+use portal_runtime::server::{Bound, ServiceSpec, serve};
+use portal_runtime::shutdown::Shutdown;
 use sqlx::migrate::Migrator;
-use tonic::codec::CompressionEncoding;
-use tonic::service::Routes;
 
-pub use grpc::IdentityApi;
-pub use seed::{bootstrap_admin, seed_demo};
+pub use demo::{bootstrap_admin, seed_demo};
 
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
@@ -42,16 +42,6 @@ pub static MIGRATIONS: Migrations = Migrations {
 
 /// The one method callable without a bearer token.
 pub const PUBLIC_METHODS: [&str; 1] = ["/portal.identity.v1.AccountService/SignIn"];
-
-/// Accepts gzip-compressed requests and compresses answers for clients that accept gzip
-/// (large staff snapshots compress well).
-macro_rules! with_gzip {
-    ($server:expr) => {
-        $server
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip)
-    };
-}
 
 /// Flags and PORTAL_* env vars of this service (clap).
 #[derive(Debug, Clone, clap::Args)]
@@ -94,21 +84,12 @@ impl Application {
         let ttl = chrono::Duration::from_std(config.user_token_ttl)
             .context("the user token TTL is too long")?;
         let pool = DbPool::connect_lazy(&config.database.settings())?;
-        tokio::task::spawn_blocking(password::warm_up);
-        let api = IdentityApi::new(storage::open(&pool), clock, issuer, ttl);
-        let routes = Routes::new(with_gzip!(DirectoryServiceServer::new(api.clone())))
-            .add_service(with_gzip!(StaffServiceServer::new(api.clone())))
-            .add_service(with_gzip!(AccountServiceServer::new(api.clone())))
-            .add_service(with_gzip!(GrantServiceServer::new(api)));
+        tokio::task::spawn_blocking(hashing::warm_up);
+        let app = app::App::new(store::open(&pool), clock, issuer, ttl);
         let spec = ServiceSpec {
             name: "identity",
-            routes,
-            grpc_services: vec![
-                directory_service_server::SERVICE_NAME,
-                staff_service_server::SERVICE_NAME,
-                account_service_server::SERVICE_NAME,
-                grant_service_server::SERVICE_NAME,
-            ],
+            routes: api::routes(Arc::new(app)),
+            grpc_services: api::SERVICES.to_vec(),
             public_methods: PUBLIC_METHODS.to_vec(),
             descriptor_sets: vec![portal_proto::FILE_DESCRIPTOR_SET],
             database: Some((pool.clone(), &MIGRATIONS)),

@@ -284,7 +284,7 @@ async fn bad_directory_requests_name_their_fields() {
         client
             .create_trust(pb::CreateTrustRequest {
                 name: "   ".into(),
-                request_id: "not-a-uuid".into(),
+                request_id: "has spaces in it".into(),
             })
             .await,
         &["name", "request_id"],

@@ -1,46 +1,42 @@
-//! SQLite hooks of the SQL store.
+//! SQLite: bulk staff writes as lists of rows, in statements that stay under SQLite's limit
+//! of bind parameters; the trust is read, not locked, because the IMMEDIATE transaction
+//! already holds the database's one write lock.
 
-use portal_runtime::db::Lease;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, Transaction};
+use portal_runtime::vocab::{StaffId, TrustId};
+use sqlx::sqlite::SqliteQueryResult;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::sql::SqlStore;
+use super::Backend;
 use crate::domain::StaffRow;
 
 /// SQLite allows 32,766 bind parameters per statement.
 const MAX_PARAMS: usize = 32_766;
 
-impl SqlStore<Sqlite> {
-    /// SQLite's trust lookup; the IMMEDIATE transaction already holds the write lock.
-    pub(super) const LOCK_TRUST: &'static str = "SELECT id FROM trusts WHERE id = $1";
+impl Backend for Sqlite {
+    const LOCK_TRUST: &'static str = "SELECT id FROM trusts WHERE id = $1";
 
-    /// Takes the write lock at once, so a read-then-write transaction never fails to upgrade.
-    pub(super) async fn begin_write(
-        lease: &mut Lease<Sqlite>,
-    ) -> Result<Transaction<'_, Sqlite>, sqlx::Error> {
-        lease.begin_with("BEGIN IMMEDIATE").await
-    }
-
-    pub(super) async fn insert_staff_rows(
+    async fn insert_staff(
         conn: &mut SqliteConnection,
-        trust_id: &str,
+        trust_id: TrustId,
         rows: &[StaffRow],
         now: i64,
     ) -> Result<(), sqlx::Error> {
+        let trust_id = trust_id.to_string();
         for chunk in rows.chunks(MAX_PARAMS / 10) {
             let mut query = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO staff (id, trust_id, mis_id, given_name, family_name, email, \
                  job_title, status, search_key, create_time, update_time) ",
             );
             query.push_values(chunk, |mut b, row| {
-                b.push_bind(&row.id)
-                    .push_bind(trust_id)
-                    .push_bind(&row.mis_id)
-                    .push_bind(&row.given_name)
-                    .push_bind(&row.family_name)
-                    .push_bind(&row.email)
-                    .push_bind(&row.job_title)
+                b.push_bind(row.id)
+                    .push_bind(trust_id.as_str())
+                    .push_bind(row.mis_id.as_str())
+                    .push_bind(row.given_name.as_str())
+                    .push_bind(row.family_name.as_str())
+                    .push_bind(row.email.as_str())
+                    .push_bind(row.job_title.as_str())
                     .push("'active'")
-                    .push_bind(&row.search_key)
+                    .push_bind(row.search_key.as_str())
                     .push_bind(now)
                     .push_bind(now);
             });
@@ -49,7 +45,7 @@ impl SqlStore<Sqlite> {
         Ok(())
     }
 
-    pub(super) async fn update_staff_rows(
+    async fn update_staff(
         conn: &mut SqliteConnection,
         rows: &[StaffRow],
         now: i64,
@@ -59,12 +55,12 @@ impl SqlStore<Sqlite> {
                 "WITH u (id, given_name, family_name, email, job_title, search_key) AS (",
             );
             query.push_values(chunk, |mut b, row| {
-                b.push_bind(&row.id)
-                    .push_bind(&row.given_name)
-                    .push_bind(&row.family_name)
-                    .push_bind(&row.email)
-                    .push_bind(&row.job_title)
-                    .push_bind(&row.search_key);
+                b.push_bind(row.id)
+                    .push_bind(row.given_name.as_str())
+                    .push_bind(row.family_name.as_str())
+                    .push_bind(row.email.as_str())
+                    .push_bind(row.job_title.as_str())
+                    .push_bind(row.search_key.as_str());
             });
             query
                 .push(
@@ -79,9 +75,9 @@ impl SqlStore<Sqlite> {
         Ok(())
     }
 
-    pub(super) async fn mark_staff_left(
+    async fn mark_staff_left(
         conn: &mut SqliteConnection,
-        ids: &[String],
+        ids: &[StaffId],
         now: i64,
     ) -> Result<(), sqlx::Error> {
         for chunk in ids.chunks(MAX_PARAMS - 1) {
@@ -90,11 +86,15 @@ impl SqlStore<Sqlite> {
             query.push_bind(now).push(" WHERE id IN (");
             let mut list = query.separated(", ");
             for id in chunk {
-                list.push_bind(id);
+                list.push_bind(*id);
             }
             query.push(")");
             query.build().execute(&mut *conn).await?;
         }
         Ok(())
+    }
+
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
     }
 }
