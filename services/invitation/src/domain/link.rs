@@ -1,0 +1,227 @@
+//! Sign-up links: the token an email carries, the hash stored in its place, and whether a
+//! link can be used (R9–R11).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use portal_runtime::vocab::{Password, RequestId};
+
+use super::invitation::{Invitation, Status};
+
+/// A sign-up link's token: 256 random bits, base64url without padding. It exists only in
+/// memory and in the email; `Debug` does not show it.
+#[derive(Clone)]
+pub struct LinkToken(SecretString);
+
+impl std::fmt::Debug for LinkToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkToken(***)")
+    }
+}
+
+impl LinkToken {
+    /// A fresh token, its bits from the OS.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self(URL_SAFE_NO_PAD.encode(bytes).into())
+    }
+
+    /// Parses a token as it appears in an email: 32 bytes, base64url.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let token = raw.trim();
+        if token.is_empty() {
+            return Err("is required".into());
+        }
+        match URL_SAFE_NO_PAD.decode(token) {
+            Ok(bytes) if bytes.len() == 32 => Ok(Self(token.into())),
+            _ => Err("is not an invitation link token".into()),
+        }
+    }
+
+    /// The stored form: SHA-256, hex.
+    pub fn hash(&self) -> LinkHash {
+        LinkHash(
+            Sha256::digest(self.expose().as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        )
+    }
+
+    /// The token's text, for the email that carries it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+/// The SHA-256 (hex) of a link token: how links are stored and looked up. Not a secret.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct LinkHash(String);
+
+impl LinkHash {
+    /// The hex text, for a column bound where the database may store none.
+    pub fn to_text(&self) -> String {
+        self.0.clone()
+    }
+
+    /// Compares two hashes in constant time.
+    pub fn matches(&self, other: &LinkHash) -> bool {
+        self.0.len() == other.0.len() && bool::from(self.0.as_bytes().ct_eq(other.0.as_bytes()))
+    }
+}
+
+/// Why a link cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRefusal {
+    Used,
+    Revoked,
+    Superseded,
+    Expired,
+}
+
+impl LinkRefusal {
+    /// The ErrorInfo reason a caller sees.
+    pub fn reason(self) -> &'static str {
+        match self {
+            LinkRefusal::Used => "LINK_USED",
+            LinkRefusal::Revoked => "LINK_REVOKED",
+            LinkRefusal::Superseded => "LINK_SUPERSEDED",
+            LinkRefusal::Expired => "LINK_EXPIRED",
+        }
+    }
+
+    /// What the invitee is told to do.
+    pub fn message(self) -> &'static str {
+        match self {
+            LinkRefusal::Used => {
+                "this invitation link has already been used; sign in with the account it created"
+            }
+            LinkRefusal::Revoked => {
+                "this invitation was withdrawn by an administrator; ask them to invite you again"
+            }
+            LinkRefusal::Superseded => {
+                "a newer invitation email was sent; use the link in the most recent email"
+            }
+            LinkRefusal::Expired => {
+                "this invitation link has expired; ask an administrator to invite you again"
+            }
+        }
+    }
+}
+
+/// Decides whether the link with `hash` of `invitation` can be used at `now`.
+pub fn check_link(
+    invitation: &Invitation,
+    hash: &LinkHash,
+    now: DateTime<Utc>,
+) -> Result<(), LinkRefusal> {
+    let current = invitation
+        .current_link_hash
+        .as_ref()
+        .is_some_and(|current| current.matches(hash));
+    if !current {
+        return Err(LinkRefusal::Superseded);
+    }
+    match invitation.status_at(now) {
+        Status::Pending => Ok(()),
+        Status::Accepted | Status::Granted => Err(LinkRefusal::Used),
+        Status::Revoked => Err(LinkRefusal::Revoked),
+        Status::Expired => Err(LinkRefusal::Expired),
+    }
+}
+
+/// A parsed AcceptInvitation request (R11).
+#[derive(Debug, Clone)]
+pub struct AcceptInput {
+    pub token: LinkToken,
+    pub given_name: String,
+    pub family_name: String,
+    pub password: Password,
+    pub request_id: Option<RequestId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use portal_runtime::vocab::{AccountId, Email, InvitationId, ProductKey, RoleKey};
+    use portal_runtime::vocab::{StaffId, TrustId};
+
+    use super::*;
+    use crate::domain::invitation::{Delivery, TrustAccess};
+
+    fn invitation(status: Status, expire: DateTime<Utc>, link: &LinkToken) -> Invitation {
+        Invitation {
+            id: InvitationId::generate(),
+            trust_id: TrustId::generate(),
+            trust_name: "T".into(),
+            staff_id: StaffId::generate(),
+            staff_email: Email::parse("a@b.org").unwrap(),
+            staff_given_name: "A".into(),
+            inviter_account_id: AccountId::generate(),
+            trust_access: TrustAccess {
+                product_key: ProductKey::from_known("portal"),
+                role_key: RoleKey::from_known("full-edit"),
+            },
+            school_access: None,
+            status,
+            delivery: Delivery::SignUpLink,
+            granted: vec![],
+            skipped: vec![],
+            expire_time: Some(expire),
+            current_link_hash: Some(link.hash()),
+            accepting: false,
+            account_id: None,
+            create_time: expire,
+            update_time: expire,
+        }
+    }
+
+    #[test]
+    fn a_link_token_carries_256_random_bits_and_is_stored_hashed() {
+        let a = LinkToken::generate();
+        let b = LinkToken::generate();
+        assert_ne!(a.expose(), b.expose());
+        assert_eq!(URL_SAFE_NO_PAD.decode(a.expose()).unwrap().len(), 32);
+        assert_eq!(LinkToken::parse(a.expose()).unwrap().expose(), a.expose());
+        let hash = a.hash();
+        assert_eq!(hash.0.len(), 64);
+        assert!(!hash.0.contains(a.expose()));
+        assert!(LinkToken::parse("short").is_err());
+        assert!(!format!("{a:?}").contains(a.expose()));
+    }
+
+    #[test]
+    fn a_link_is_refused_for_each_final_state_with_its_own_reason() {
+        let now = Utc::now();
+        let later = now + chrono::Duration::days(1);
+        let token = LinkToken::generate();
+        let hash = token.hash();
+        assert_eq!(
+            check_link(&invitation(Status::Pending, later, &token), &hash, now),
+            Ok(())
+        );
+        assert_eq!(
+            check_link(&invitation(Status::Accepted, later, &token), &hash, now),
+            Err(LinkRefusal::Used)
+        );
+        assert_eq!(
+            check_link(&invitation(Status::Revoked, later, &token), &hash, now),
+            Err(LinkRefusal::Revoked)
+        );
+        assert_eq!(
+            check_link(&invitation(Status::Pending, now, &token), &hash, now),
+            Err(LinkRefusal::Expired)
+        );
+        let newer = LinkToken::generate();
+        assert_eq!(
+            check_link(&invitation(Status::Pending, later, &newer), &hash, now),
+            Err(LinkRefusal::Superseded)
+        );
+    }
+}
