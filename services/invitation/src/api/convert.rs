@@ -275,13 +275,13 @@ impl From<GrantState> for pb::GrantState {
 
 impl From<GrantedAccess> for pb::GrantedAccess {
     fn from(grant: GrantedAccess) -> Self {
-        let (kind, organization_id) = match grant.org {
-            Org::Trust(trust) => (pb::OrganizationKind::Trust, trust.to_string()),
-            Org::School(school) => (pb::OrganizationKind::School, school.to_string()),
+        let kind = match grant.org {
+            Org::Trust(_) => pb::OrganizationKind::Trust,
+            Org::School(_) => pb::OrganizationKind::School,
         };
         pb::GrantedAccess {
             organization_kind: kind as i32,
-            organization_id,
+            organization_id: grant.org.to_string(),
             product_key: grant.product_key.into(),
             role_key: grant.role_key.into(),
             state: pb::GrantState::from(grant.state) as i32,
@@ -478,35 +478,14 @@ mod tests {
 
     #[test]
     fn a_dry_run_answers_without_an_id_and_a_stored_invitation_with_its_own() {
-        let now = chrono::Utc::now();
         let invitation = Invitation {
-            id: InvitationId::generate(),
-            trust_id: TrustId::generate(),
-            trust_name: "Northfield".into(),
-            staff_id: StaffId::generate(),
-            staff_email: portal_runtime::vocab::Email::parse("a@b.org").unwrap(),
-            staff_given_name: "A".into(),
-            inviter_account_id: portal_runtime::vocab::AccountId::generate(),
-            trust_access: TrustAccess {
-                product_key: ProductKey::from_known("portal"),
-                role_key: RoleKey::from_known("full-edit"),
-            },
-            school_access: None,
-            status: Status::Pending,
-            delivery: Delivery::SignUpLink,
             granted: vec![GrantedAccess {
                 org: Org::School(SchoolId::generate()),
                 product_key: ProductKey::from_known("sonar"),
                 role_key: RoleKey::from_known("viewer"),
                 state: GrantState::Pending,
             }],
-            skipped: vec![],
-            expire_time: Some(now),
-            current_link_hash: None,
-            accepting: false,
-            account_id: None,
-            create_time: now,
-            update_time: now,
+            ..Invitation::example(chrono::Utc::now())
         };
         let id = invitation.id.to_string();
         let stored = pb::CreateInvitationResponse::from(Created::Stored(invitation.clone()));

@@ -369,13 +369,13 @@ fn account_id(raw: &str) -> Result<AccountId> {
 
 impl From<&GrantedAccess> for id::GrantSpec {
     fn from(grant: &GrantedAccess) -> Self {
-        let (kind, organization_id) = match grant.org {
-            Org::Trust(trust) => (id::OrganizationKind::Trust, trust.to_string()),
-            Org::School(school) => (id::OrganizationKind::School, school.to_string()),
+        let kind = match grant.org {
+            Org::Trust(_) => id::OrganizationKind::Trust,
+            Org::School(_) => id::OrganizationKind::School,
         };
         id::GrantSpec {
             organization_kind: kind as i32,
-            organization_id,
+            organization_id: grant.org.to_string(),
             product_key: grant.product_key.to_string(),
             role_key: grant.role_key.to_string(),
         }

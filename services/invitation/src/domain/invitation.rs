@@ -92,6 +92,16 @@ impl Org {
     }
 }
 
+/// The organisation's id.
+impl std::fmt::Display for Org {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Org::Trust(id) => id.fmt(f),
+            Org::School(id) => id.fmt(f),
+        }
+    }
+}
+
 /// The state of one grant, stored by variant name in the invitation's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GrantState {
@@ -213,6 +223,45 @@ impl Invitation {
             }
         }
         keys
+    }
+}
+
+#[cfg(test)]
+impl Invitation {
+    /// A PENDING sign-up invitation to Portal (Full edit) at trust level, made at `now` and
+    /// lasting a day.
+    pub(crate) fn example(now: DateTime<Utc>) -> Self {
+        let trust_id = TrustId::generate();
+        let trust_access = TrustAccess {
+            product_key: ProductKey::from_known("portal"),
+            role_key: RoleKey::from_known("full-edit"),
+        };
+        Invitation {
+            id: InvitationId::generate(),
+            trust_id,
+            trust_name: "Northfield Learning Trust".into(),
+            staff_id: StaffId::generate(),
+            staff_email: Email::parse("chloe.patel@northfield.example.org").unwrap(),
+            staff_given_name: "Chloe".into(),
+            inviter_account_id: AccountId::generate(),
+            granted: vec![GrantedAccess {
+                org: Org::Trust(trust_id),
+                product_key: trust_access.product_key.clone(),
+                role_key: trust_access.role_key.clone(),
+                state: GrantState::Pending,
+            }],
+            trust_access,
+            school_access: None,
+            status: Status::Pending,
+            delivery: Delivery::SignUpLink,
+            skipped: vec![],
+            expire_time: Some(now + chrono::Duration::days(1)),
+            current_link_hash: None,
+            accepting: false,
+            account_id: None,
+            create_time: now,
+            update_time: now,
+        }
     }
 }
 

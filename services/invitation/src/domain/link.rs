@@ -149,36 +149,14 @@ pub struct AcceptInput {
 
 #[cfg(test)]
 mod tests {
-    use portal_runtime::vocab::{AccountId, Email, InvitationId, ProductKey, RoleKey};
-    use portal_runtime::vocab::{StaffId, TrustId};
-
     use super::*;
-    use crate::domain::invitation::{Delivery, TrustAccess};
 
     fn invitation(status: Status, expire: DateTime<Utc>, link: &LinkToken) -> Invitation {
         Invitation {
-            id: InvitationId::generate(),
-            trust_id: TrustId::generate(),
-            trust_name: "T".into(),
-            staff_id: StaffId::generate(),
-            staff_email: Email::parse("a@b.org").unwrap(),
-            staff_given_name: "A".into(),
-            inviter_account_id: AccountId::generate(),
-            trust_access: TrustAccess {
-                product_key: ProductKey::from_known("portal"),
-                role_key: RoleKey::from_known("full-edit"),
-            },
-            school_access: None,
             status,
-            delivery: Delivery::SignUpLink,
-            granted: vec![],
-            skipped: vec![],
             expire_time: Some(expire),
             current_link_hash: Some(link.hash()),
-            accepting: false,
-            account_id: None,
-            create_time: expire,
-            update_time: expire,
+            ..Invitation::example(expire)
         }
     }
 

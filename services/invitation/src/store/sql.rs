@@ -4,6 +4,7 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::query::Query;
 use sqlx::{ColumnIndex, Database};
 
 use portal_runtime::clock::to_micros;
@@ -302,17 +303,23 @@ where
         }
     }
 
-    /// A change of a PENDING invitation, in one transaction: `change` runs when the
-    /// invitation is PENDING at `now`, and the invitation is read back. One already in
-    /// `done` is returned unchanged; one in any other status is refused with it.
+    /// A change of a PENDING invitation, in one transaction: when the invitation is PENDING
+    /// at `now`, `update` changes its row, its unsent emails are cancelled and `queued` is
+    /// queued; it is then read back. One already in `done` is returned unchanged; one in any
+    /// other status is refused with it.
     async fn transition(
         &self,
         op: &'static str,
-        id: InvitationId,
-        now: DateTime<Utc>,
-        done: Option<Status>,
-        change: impl AsyncFnOnce(&mut DB::Connection) -> Result<()>,
+        change: Change<'_, DB>,
     ) -> Result<Option<Transition>> {
+        let Change {
+            id,
+            now,
+            done,
+            update,
+            queued,
+            wall_now,
+        } = change;
         self.db
             .write(op, async |conn| {
                 let Some(invitation) = Self::get_in(conn, id).await? else {
@@ -323,11 +330,26 @@ where
                     status if Some(status) == done => return Ok(Some(Ok(invitation))),
                     other => return Ok(Some(Err(other))),
                 }
-                change(conn).await?;
+                update.execute(conn.exec()).await?;
+                Self::cancel_open_emails(conn, id, wall_now).await?;
+                Self::insert_step(conn, queued, wall_now).await?;
                 Ok(Self::get_in(conn, id).await?.map(Ok))
             })
             .await
     }
+}
+
+/// What [`SqlStore::transition`] does to an invitation.
+struct Change<'q, DB: Database> {
+    id: InvitationId,
+    now: DateTime<Utc>,
+    /// The status in which the change is already done.
+    done: Option<Status>,
+    /// The statement that changes the row.
+    update: Query<'q, DB, DB::Arguments<'q>>,
+    /// The step the change queues.
+    queued: &'q NewStep,
+    wall_now: i64,
 }
 
 #[async_trait]
@@ -467,20 +489,22 @@ where
         email: &NewStep,
         wall_now: i64,
     ) -> Result<Option<Transition>> {
-        self.transition("resend", id, now, None, async |conn| {
-            sqlx::query(
-                "UPDATE invitations SET expire_time = $1, current_link_hash = NULL, \
-                 update_time = $2 WHERE id = $3",
-            )
-            .bind(to_micros(expire_time))
-            .bind(to_micros(now))
-            .bind(id)
-            .execute(conn.exec())
-            .await?;
-            Self::cancel_open_emails(conn, id, wall_now).await?;
-            Self::insert_step(conn, email, wall_now).await
-        })
-        .await
+        let update = sqlx::query(
+            "UPDATE invitations SET expire_time = $1, current_link_hash = NULL, \
+             update_time = $2 WHERE id = $3",
+        )
+        .bind(to_micros(expire_time))
+        .bind(to_micros(now))
+        .bind(id);
+        let change = Change {
+            id,
+            now,
+            done: None,
+            update,
+            queued: email,
+            wall_now,
+        };
+        self.transition("resend", change).await
     }
 
     async fn revoke(
@@ -490,18 +514,20 @@ where
         revoke: &NewStep,
         wall_now: i64,
     ) -> Result<Option<Transition>> {
-        self.transition("revoke", id, now, Some(Status::Revoked), async |conn| {
-            sqlx::query(
-                "UPDATE invitations SET status = 'REVOKED', update_time = $1 WHERE id = $2",
-            )
-            .bind(to_micros(now))
-            .bind(id)
-            .execute(conn.exec())
-            .await?;
-            Self::cancel_open_emails(conn, id, wall_now).await?;
-            Self::insert_step(conn, revoke, wall_now).await
-        })
-        .await
+        let update = sqlx::query(
+            "UPDATE invitations SET status = 'REVOKED', update_time = $1 WHERE id = $2",
+        )
+        .bind(to_micros(now))
+        .bind(id);
+        let change = Change {
+            id,
+            now,
+            done: Some(Status::Revoked),
+            update,
+            queued: revoke,
+            wall_now,
+        };
+        self.transition("revoke", change).await
     }
 
     async fn expire_due(
