@@ -7,7 +7,7 @@ use portal_runtime::vocab::InvitationId;
 
 use super::outbox::wall_now;
 use super::{App, signed_in};
-use crate::domain::create::product_names;
+use crate::domain::catalogue::product_names;
 use crate::domain::{EmailDetails, Invitation, NewStep};
 use crate::error::{Error, Result};
 use crate::store::Transition;

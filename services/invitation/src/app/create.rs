@@ -17,6 +17,15 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::store::{CreateOutcome, NewInvitation};
 
+/// What storing a new invitation came to.
+enum Commit {
+    /// Stored; revokes of the person's earlier invitations, to run before granting again,
+    /// may still be open.
+    Stored { revokes_open: bool },
+    /// The caller's request id made an invitation before: that one is the answer.
+    Replayed(Invitation),
+}
+
 impl App {
     /// Checks the caller and the request against identity and subscription, stores the
     /// invitation with its outbox steps and its first link in one transaction, grants, and
@@ -51,29 +60,14 @@ impl App {
             NewStep::grant(invitation.id).leased_until(lease),
             NewStep::email(invitation.id, &email).leased_until(lease),
         ];
-        let stored = self
-            .store
-            .create(NewInvitation {
-                invitation: &invitation,
-                request: input.request_id.as_ref().map(|r| (inviter, r)),
-                steps: &steps,
-                now,
-                wall_now: wall_now(),
-            })
-            .await?;
-        let committed = started.elapsed();
-        let revokes_open = match stored {
-            CreateOutcome::Created {
-                revoke_steps,
-                earlier_revokes_open,
-            } => earlier_revokes_open || !revoke_steps.is_empty(),
-            CreateOutcome::Replayed { invitation_id } => {
-                return Ok(Created::Stored(self.replay(invitation_id).await?));
-            }
-            CreateOutcome::PendingExists { invitation_id } => {
-                return Err(CreateRefusal::PendingInvitationExists { invitation_id }.into());
-            }
+        let revokes_open = match self
+            .commit(&invitation, &steps, inviter, &input, now)
+            .await?
+        {
+            Commit::Stored { revokes_open } => revokes_open,
+            Commit::Replayed(earlier) => return Ok(Created::Stored(earlier)),
         };
+        let committed = started.elapsed();
         invitation.granted = self
             .outbox
             .grant_created(&invitation, steps[0].id, revokes_open)
@@ -88,6 +82,41 @@ impl App {
             "invitation created"
         );
         Ok(Created::Stored(self.seen(invitation)))
+    }
+
+    /// Stores the invitation with its steps (and the caller's request id) in one transaction.
+    async fn commit(
+        &self,
+        invitation: &Invitation,
+        steps: &[NewStep],
+        inviter: AccountId,
+        input: &CreateInput,
+        now: DateTime<Utc>,
+    ) -> Result<Commit> {
+        let stored = self
+            .store
+            .create(NewInvitation {
+                invitation,
+                request: input.request_id.as_ref().map(|r| (inviter, r)),
+                steps,
+                now,
+                wall_now: wall_now(),
+            })
+            .await?;
+        match stored {
+            CreateOutcome::Created {
+                revoke_steps,
+                earlier_revokes_open,
+            } => Ok(Commit::Stored {
+                revokes_open: earlier_revokes_open || !revoke_steps.is_empty(),
+            }),
+            CreateOutcome::Replayed { invitation_id } => {
+                Ok(Commit::Replayed(self.replay(invitation_id).await?))
+            }
+            CreateOutcome::PendingExists { invitation_id } => {
+                Err(CreateRefusal::PendingInvitationExists { invitation_id }.into())
+            }
+        }
     }
 
     /// AIP-155: the invitation an earlier create with the same request id made.

@@ -19,7 +19,7 @@ use crate::store::Store;
 mod change;
 mod create;
 mod link;
-pub mod outbox;
+mod outbox;
 mod read;
 
 pub use outbox::Outbox;

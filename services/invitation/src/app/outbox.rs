@@ -125,7 +125,7 @@ impl Outbox {
 
     /// Claims and runs one step now (inline after a commit). Ok(true) when it completed;
     /// Ok(false) when another worker holds it.
-    pub async fn run_now(&self, step_id: StepId) -> Result<bool> {
+    async fn run_now(&self, step_id: StepId) -> Result<bool> {
         let now = wall_now();
         match self
             .store
@@ -449,13 +449,13 @@ impl Outbox {
     }
 
     /// One round: expire what is due, then run due steps until none is left.
-    pub async fn tick(&self) -> Result<usize> {
+    async fn tick(&self) -> Result<usize> {
         self.sweep().await?;
         self.drain().await
     }
 
     /// R7: marks PENDING invitations past their expiry EXPIRED, queueing their revokes.
-    pub async fn sweep(&self) -> Result<usize> {
+    async fn sweep(&self) -> Result<usize> {
         let now = self.clock.now();
         let mut total = 0;
         loop {
@@ -472,7 +472,7 @@ impl Outbox {
     }
 
     /// Runs due steps until none is left.
-    pub async fn drain(&self) -> Result<usize> {
+    async fn drain(&self) -> Result<usize> {
         let mut ran = 0;
         loop {
             let now = wall_now();

@@ -2,7 +2,6 @@
 //! what the invitation grants, what it skips and why, and how it reaches the invitee. No I/O:
 //! the answers are gathered first.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -12,7 +11,7 @@ use portal_runtime::vocab::{
     AccountId, Email, IdSet, InvitationId, OrgKind, RequestId, StaffId, TrustId,
 };
 
-use super::catalogue::{Catalogue, product_name};
+use super::catalogue::{Catalogue, product_name, product_names};
 use super::eligibility::Eligibility;
 use super::invitation::{
     Delivery, GrantState, GrantedAccess, Invitation, Org, SchoolAccess, SkipReason, SkippedAccess,
@@ -233,16 +232,6 @@ fn outcome(
         }
     }
     (granted, skipped)
-}
-
-/// Each product of `granted` once, by name, in the order first granted (what an email lists).
-pub fn product_names(granted: &[GrantedAccess], catalogue: &Catalogue) -> Vec<String> {
-    let mut seen = HashSet::new();
-    granted
-        .iter()
-        .filter(|g| seen.insert(g.product_key.as_str()))
-        .map(|g| product_name(catalogue, &g.product_key))
-        .collect()
 }
 
 /// What an invitation is made with besides its plan.

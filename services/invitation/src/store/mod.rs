@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use portal_runtime::db::{Db, DbPool, Dialect};
-use portal_runtime::vocab::{AccountId, InvitationId, RequestId, StaffId, StepId, TrustId};
+use portal_runtime::vocab::{
+    AccountId, InvitationId, ProductKey, RequestId, StaffId, StepId, TrustId,
+};
 
 use crate::domain::{
     GrantedAccess, Invitation, LinkHash, ListFilter, NewStep, PageKey, Status, Step, StepKind,
@@ -18,8 +20,8 @@ use crate::domain::{
 use crate::error::Result;
 
 mod postgres;
-pub mod rows;
-pub mod sql;
+mod rows;
+mod sql;
 mod sqlite;
 
 pub use sql::SqlStore;
@@ -74,7 +76,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         trust_id: TrustId,
         staff_id: StaffId,
-        product_key: &portal_runtime::vocab::ProductKey,
+        product_key: &ProductKey,
     ) -> Result<Option<Invitation>>;
 
     /// Stores a new invitation, its request id, its first link's hash and its outbox steps
