@@ -13,6 +13,11 @@ use portal_runtime::vocab::{Password, RequestId};
 
 use super::invitation::{Invitation, Status};
 
+/// The random bytes of a link token.
+const TOKEN_BYTES: usize = 32;
+/// Their length in base64url without padding.
+const TOKEN_CHARS: usize = 43;
+
 /// A sign-up link's token: 256 random bits, base64url without padding. It exists only in
 /// memory and in the email; `Debug` does not show it.
 #[derive(Clone)]
@@ -27,7 +32,7 @@ impl std::fmt::Debug for LinkToken {
 impl LinkToken {
     /// A fresh token, its bits from the OS.
     pub fn generate() -> Self {
-        let mut bytes = [0u8; 32];
+        let mut bytes = [0u8; TOKEN_BYTES];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         Self(URL_SAFE_NO_PAD.encode(bytes).into())
     }
@@ -38,9 +43,14 @@ impl LinkToken {
         if token.is_empty() {
             return Err("is required".into());
         }
+        let not_a_token = || "is not an invitation link token".to_string();
+        // The length is checked before anything is decoded.
+        if token.len() != TOKEN_CHARS {
+            return Err(not_a_token());
+        }
         match URL_SAFE_NO_PAD.decode(token) {
-            Ok(bytes) if bytes.len() == 32 => Ok(Self(token.into())),
-            _ => Err("is not an invitation link token".into()),
+            Ok(bytes) if bytes.len() == TOKEN_BYTES => Ok(Self(token.into())),
+            _ => Err(not_a_token()),
         }
     }
 
@@ -171,6 +181,8 @@ mod tests {
         assert_eq!(hash.0.len(), 64);
         assert!(!hash.0.contains(a.expose()));
         assert!(LinkToken::parse("short").is_err());
+        assert!(LinkToken::parse(&"A".repeat(44)).is_err());
+        assert!(LinkToken::parse(&"A".repeat(43)).is_ok());
         assert!(!format!("{a:?}").contains(a.expose()));
     }
 
