@@ -3,7 +3,7 @@
 use portal_runtime::vocab::AccountId;
 
 use super::App;
-use crate::domain::{AcceptInput, Accepted, Invitation, LinkToken, check_link};
+use crate::domain::{AcceptInput, Accepted, Invitation, LinkToken};
 use crate::error::{Error, Result};
 
 impl App {
@@ -55,7 +55,7 @@ impl App {
             .ok_or_else(|| anyhow::anyhow!("accepted invitation vanished"))?;
         if !completed {
             // Another accept finished first, or the invitation was withdrawn meanwhile.
-            check_link(&stored, &hash, now).map_err(Error::Link)?;
+            stored.check_link(&hash, now).map_err(Error::Link)?;
         }
         Ok(Accepted {
             account_id,
@@ -71,7 +71,9 @@ impl App {
             .find_link(&hash)
             .await?
             .ok_or(Error::LinkNotFound)?;
-        check_link(&invitation, &hash, self.now()).map_err(Error::Link)?;
+        invitation
+            .check_link(&hash, self.now())
+            .map_err(Error::Link)?;
         Ok(invitation)
     }
 

@@ -8,7 +8,7 @@ use portal_runtime::vocab::{
     AccountId, Email, Id, InvitationId, OrgKind, ProductKey, RoleKey, SchoolId, StaffId, TrustId,
 };
 
-use super::link::LinkHash;
+use super::link::{LinkHash, LinkRefusal};
 
 /// Lifecycle of an invitation, stored by name (`PENDING`).
 #[derive(
@@ -191,6 +191,24 @@ impl Invitation {
         }
     }
 
+    /// Whether the link with `hash` can be used at `now`: only the current link of a PENDING
+    /// invitation can.
+    pub fn check_link(&self, hash: &LinkHash, now: DateTime<Utc>) -> Result<(), LinkRefusal> {
+        let current = self
+            .current_link_hash
+            .as_ref()
+            .is_some_and(|current| current.matches(hash));
+        if !current {
+            return Err(LinkRefusal::Superseded);
+        }
+        match self.status_at(now) {
+            Status::Pending => Ok(()),
+            Status::Accepted | Status::Granted => Err(LinkRefusal::Used),
+            Status::Revoked => Err(LinkRefusal::Revoked),
+            Status::Expired => Err(LinkRefusal::Expired),
+        }
+    }
+
     /// The invitation as a caller sees it at `now` (its status as of then).
     pub fn seen_at(mut self, now: DateTime<Utc>) -> Self {
         self.status = self.status_at(now);
@@ -339,6 +357,46 @@ pub struct Page {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::domain::link::LinkToken;
+
+    fn invitation(status: Status, expire: DateTime<Utc>, link: &LinkToken) -> Invitation {
+        Invitation {
+            status,
+            expire_time: Some(expire),
+            current_link_hash: Some(link.hash()),
+            ..Invitation::example(expire)
+        }
+    }
+
+    #[test]
+    fn a_link_is_refused_for_each_final_state_with_its_own_reason() {
+        let now = Utc::now();
+        let later = now + chrono::Duration::days(1);
+        let token = LinkToken::generate();
+        let hash = token.hash();
+        assert_eq!(
+            invitation(Status::Pending, later, &token).check_link(&hash, now),
+            Ok(())
+        );
+        assert_eq!(
+            invitation(Status::Accepted, later, &token).check_link(&hash, now),
+            Err(LinkRefusal::Used)
+        );
+        assert_eq!(
+            invitation(Status::Revoked, later, &token).check_link(&hash, now),
+            Err(LinkRefusal::Revoked)
+        );
+        assert_eq!(
+            invitation(Status::Pending, now, &token).check_link(&hash, now),
+            Err(LinkRefusal::Expired)
+        );
+        let newer = LinkToken::generate();
+        assert_eq!(
+            invitation(Status::Pending, later, &newer).check_link(&hash, now),
+            Err(LinkRefusal::Superseded)
+        );
+    }
 
     #[test]
     fn statuses_are_stored_by_their_upper_case_names() {

@@ -1,17 +1,14 @@
-//! Sign-up links: the token an email carries, the hash stored in its place, and whether a
-//! link can be used (R9–R11).
+//! Sign-up links: the token an email carries, the hash stored in its place, and why a link
+//! cannot be used (R9–R11).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use portal_runtime::vocab::{Password, RequestId};
-
-use super::invitation::{Invitation, Status};
 
 /// The random bytes of a link token.
 const TOKEN_BYTES: usize = 32;
@@ -126,27 +123,6 @@ impl LinkRefusal {
     }
 }
 
-/// Decides whether the link with `hash` of `invitation` can be used at `now`.
-pub fn check_link(
-    invitation: &Invitation,
-    hash: &LinkHash,
-    now: DateTime<Utc>,
-) -> Result<(), LinkRefusal> {
-    let current = invitation
-        .current_link_hash
-        .as_ref()
-        .is_some_and(|current| current.matches(hash));
-    if !current {
-        return Err(LinkRefusal::Superseded);
-    }
-    match invitation.status_at(now) {
-        Status::Pending => Ok(()),
-        Status::Accepted | Status::Granted => Err(LinkRefusal::Used),
-        Status::Revoked => Err(LinkRefusal::Revoked),
-        Status::Expired => Err(LinkRefusal::Expired),
-    }
-}
-
 /// A parsed AcceptInvitation request (R11).
 #[derive(Debug, Clone)]
 pub struct AcceptInput {
@@ -160,15 +136,6 @@ pub struct AcceptInput {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn invitation(status: Status, expire: DateTime<Utc>, link: &LinkToken) -> Invitation {
-        Invitation {
-            status,
-            expire_time: Some(expire),
-            current_link_hash: Some(link.hash()),
-            ..Invitation::example(expire)
-        }
-    }
 
     #[test]
     fn a_link_token_carries_256_random_bits_and_is_stored_hashed() {
@@ -184,34 +151,5 @@ mod tests {
         assert!(LinkToken::parse(&"A".repeat(44)).is_err());
         assert!(LinkToken::parse(&"A".repeat(43)).is_ok());
         assert!(!format!("{a:?}").contains(a.expose()));
-    }
-
-    #[test]
-    fn a_link_is_refused_for_each_final_state_with_its_own_reason() {
-        let now = Utc::now();
-        let later = now + chrono::Duration::days(1);
-        let token = LinkToken::generate();
-        let hash = token.hash();
-        assert_eq!(
-            check_link(&invitation(Status::Pending, later, &token), &hash, now),
-            Ok(())
-        );
-        assert_eq!(
-            check_link(&invitation(Status::Accepted, later, &token), &hash, now),
-            Err(LinkRefusal::Used)
-        );
-        assert_eq!(
-            check_link(&invitation(Status::Revoked, later, &token), &hash, now),
-            Err(LinkRefusal::Revoked)
-        );
-        assert_eq!(
-            check_link(&invitation(Status::Pending, now, &token), &hash, now),
-            Err(LinkRefusal::Expired)
-        );
-        let newer = LinkToken::generate();
-        assert_eq!(
-            check_link(&invitation(Status::Pending, later, &newer), &hash, now),
-            Err(LinkRefusal::Superseded)
-        );
     }
 }
