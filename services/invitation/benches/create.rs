@@ -714,7 +714,11 @@ async fn probe(
 /// Times the invitation store's create transaction on its own.
 async fn probe_store(base: &str) {
     use portal_invitation::domain::{
-        Delivery, GrantState, GrantedAccess, Invitation, OrgKind, Status, TrustAccess,
+        Delivery, GrantState, GrantedAccess, Invitation, Org, Status, TrustAccess,
+    };
+    use portal_invitation::store::NewInvitation;
+    use portal_runtime::vocab::{
+        AccountId, Email, InvitationId, ProductKey, RoleKey, StaffId, TrustId,
     };
     let pool = portal_runtime::db::DbPool::connect_lazy(&portal_runtime::db::DbSettings::new(
         fresh_schema(base).await,
@@ -722,29 +726,29 @@ async fn probe_store(base: &str) {
     .unwrap();
     pool.migrate(&portal_invitation::MIGRATIONS).await.unwrap();
     let store = portal_invitation::store::open(&pool);
+    let trust_id = TrustId::parse(demo::TRUST_ID).unwrap();
     let mut times = Vec::new();
     for _ in 0..50 {
         let now = chrono::Utc::now();
         let invitation = Invitation {
-            id: uuid::Uuid::now_v7().to_string(),
-            trust_id: demo::TRUST_ID.into(),
+            id: InvitationId::generate(),
+            trust_id,
             trust_name: "T".into(),
-            staff_id: uuid::Uuid::new_v4().to_string(),
-            staff_email: portal_runtime::types::Email::parse("a@b.org").unwrap(),
+            staff_id: StaffId::generate(),
+            staff_email: Email::parse("a@b.org").unwrap(),
             staff_given_name: "A".into(),
-            inviter_account_id: "x".into(),
+            inviter_account_id: AccountId::generate(),
             trust_access: TrustAccess {
-                product_key: "portal".into(),
-                role_key: "full-edit".into(),
+                product_key: ProductKey::from_known("portal"),
+                role_key: RoleKey::from_known("full-edit"),
             },
             school_access: None,
             status: Status::Pending,
             delivery: Delivery::SignUpLink,
             granted: vec![GrantedAccess {
-                org_kind: OrgKind::Trust,
-                org_id: demo::TRUST_ID.into(),
-                product_key: "portal".into(),
-                role_key: "full-edit".into(),
+                org: Org::Trust(trust_id),
+                product_key: ProductKey::from_known("portal"),
+                role_key: RoleKey::from_known("full-edit"),
                 state: GrantState::Pending,
             }],
             skipped: vec![],
@@ -756,7 +760,16 @@ async fn probe_store(base: &str) {
             update_time: now,
         };
         let t = Instant::now();
-        store.create(&invitation, None, &[], now, 0).await.unwrap();
+        store
+            .create(NewInvitation {
+                invitation: &invitation,
+                request: None,
+                steps: &[],
+                now,
+                wall_now: 0,
+            })
+            .await
+            .unwrap();
         times.push(t.elapsed());
     }
     times.sort();

@@ -3,14 +3,17 @@
 //! invitation may be made, stores it with its outbox steps in one transaction, grants through
 //! identity, emails the invitee, and handles the sign-up link's lifecycle (resend, revoke,
 //! inspect, accept, expiry).
+//!
+//! A call goes [`api`] (the gRPC edge) → [`app`] (the use cases, and the outbox worker that
+//! carries out what follows a commit) → [`domain`] (the rules without I/O) → [`store`]
+//! (SQLite or PostgreSQL), with [`clients`] for identity, subscription and outgoing mail.
 
-pub mod deps;
+pub mod api;
+pub mod app;
+pub mod clients;
+pub mod demo;
 pub mod domain;
 pub mod error;
-pub mod grpc;
-pub mod mail;
-pub mod outbox;
-pub mod service;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -19,11 +22,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::migrate::Migrator;
 
 use portal_proto::invitation::v1::invitation_service_server::InvitationServiceServer;
 use portal_runtime::Principal;
-use portal_runtime::auth::TokenVerifier;
+use portal_runtime::auth::{TokenVerifier, callers};
 use portal_runtime::client::ClientSettings;
 use portal_runtime::clock::SharedClock;
 use portal_runtime::config::{DatabaseArgs, ServerArgs, TokenArgs, parse_duration, read_secret};
@@ -31,10 +35,12 @@ use portal_runtime::db::{DbPool, Migrations};
 use portal_runtime::metrics::Metrics;
 use portal_runtime::server::{Bound, ServiceSpec, Shutdown, serve_with_metrics};
 
-use crate::deps::Deps;
-use crate::mail::{Mailer, Sink};
-use crate::outbox::Outbox;
-use crate::service::Invitations;
+use crate::api::Api;
+use crate::app::{App, Outbox};
+use crate::clients::mail::{Mailer, Sink};
+use crate::clients::{Identity, Subscription};
+
+pub use demo::seed_demo;
 
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
@@ -74,8 +80,8 @@ pub struct Config {
 
     /// This service's own bearer token (an `invitation` service token): a file path, or the
     /// token itself.
-    #[arg(long, env = "PORTAL_SERVICE_TOKEN")]
-    pub service_token: String,
+    #[arg(long, env = "PORTAL_SERVICE_TOKEN", value_parser = secret)]
+    pub service_token: SecretString,
 
     /// Address of the page that accepts invitations; the link is `<base>?token=<token>`.
     #[arg(
@@ -116,7 +122,11 @@ pub struct Config {
     pub call_timeout: Duration,
 }
 
-// The service token stays out of logs.
+fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(value.into())
+}
+
+// The SMTP URL may carry credentials: it stays out of logs (the token cannot show).
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
@@ -125,7 +135,7 @@ impl std::fmt::Debug for Config {
             .field("tokens", &self.tokens)
             .field("identity_url", &self.identity_url)
             .field("subscription_url", &self.subscription_url)
-            .field("service_token", &"<redacted>")
+            .field("service_token", &self.service_token)
             .field("link_base_url", &self.link_base_url)
             .field("invitation_ttl", &self.invitation_ttl)
             .field("smtp_url", &self.smtp_url.as_ref().map(|_| "<set>"))
@@ -139,7 +149,6 @@ impl std::fmt::Debug for Config {
 
 impl Config {
     /// A configuration with every optional setting at its default.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         server: ServerArgs,
         database: DatabaseArgs,
@@ -154,7 +163,7 @@ impl Config {
             tokens,
             identity_url,
             subscription_url,
-            service_token,
+            service_token: service_token.into(),
             link_base_url: "http://localhost:8080/invitations/accept".into(),
             invitation_ttl: Duration::from_secs(14 * 86_400),
             smtp_url: None,
@@ -164,12 +173,31 @@ impl Config {
             call_timeout: Duration::from_secs(3),
         }
     }
+
+    /// This service's token, read and checked: it must be an `invitation` service token.
+    fn own_token(&self, verifier: &TokenVerifier) -> anyhow::Result<SecretString> {
+        let token =
+            read_secret(self.service_token.expose_secret()).context("reading the service token")?;
+        match verifier.verify(&token) {
+            Ok(Principal::Service { name }) if name == callers::INVITATION => Ok(token.into()),
+            Ok(_) => anyhow::bail!("the service token must be an `invitation` service token"),
+            Err(error) => anyhow::bail!("the service token is not valid: {error}"),
+        }
+    }
+
+    fn client(&self, url: &str) -> ClientSettings {
+        ClientSettings {
+            connect_timeout: self.call_timeout.min(Duration::from_secs(2)),
+            call_timeout: self.call_timeout,
+            ..ClientSettings::new(url)
+        }
+    }
 }
 
 /// A built invitation service: bound listener, services and pool.
 pub struct Application {
     bound: Bound,
-    grpc: grpc::Grpc,
+    api: InvitationServiceServer<Api>,
     outbox: Outbox,
     pool: DbPool,
     verifier: Arc<TokenVerifier>,
@@ -182,49 +210,34 @@ impl Application {
     /// database or the other services.
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<Self> {
         let verifier = Arc::new(config.tokens.verifier()?);
-        let token = read_secret(&config.service_token).context("reading the service token")?;
-        match verifier.verify(&token) {
-            Ok(Principal::Service { name }) if name == "invitation" => {}
-            Ok(_) => anyhow::bail!("the service token must be an `invitation` service token"),
-            Err(error) => anyhow::bail!("the service token is not valid: {error}"),
-        }
-        let settings = |url: &str| ClientSettings {
-            connect_timeout: config.call_timeout.min(Duration::from_secs(2)),
-            call_timeout: config.call_timeout,
-            ..ClientSettings::new(url)
-        };
-        let deps = Deps::new(
-            &settings(&config.identity_url),
-            &settings(&config.subscription_url),
-            &token,
-        )?;
-        let sink = match (&config.smtp_url, &config.mail_dir) {
-            (Some(url), _) => Sink::Smtp(mail::smtp_transport(url)?),
-            (None, Some(dir)) => Sink::Dir(dir.clone()),
-            (None, None) => Sink::Log,
-        };
+        let token = config.own_token(&verifier)?;
+        let identity = Identity::new(&config.client(&config.identity_url), &token)?;
+        let subscription = Subscription::new(&config.client(&config.subscription_url), &token)?;
+        let sink = Sink::choose(config.smtp_url.as_deref(), config.mail_dir.as_deref())?;
         let mailer = Mailer::new(&config.mail_from, sink)?;
         let pool = DbPool::connect_lazy(&config.database.settings())?;
         let store = store::open(&pool);
         let outbox = Outbox::new(
             store.clone(),
-            deps.clone(),
+            identity.clone(),
             clock.clone(),
             mailer,
             config.link_base_url.clone(),
         );
-        let invitations = Invitations {
+        let link_ttl = chrono::Duration::from_std(config.invitation_ttl)
+            .context("invitation TTL out of range")?;
+        let app = App::new(
             store,
-            deps,
-            clock: clock.clone(),
-            outbox: outbox.clone(),
-            invitation_ttl: chrono::Duration::from_std(config.invitation_ttl)
-                .context("invitation TTL out of range")?,
-        };
+            identity,
+            subscription,
+            outbox.clone(),
+            clock,
+            link_ttl,
+        );
         let bound = Bound::bind(config.server.listen).await?;
         Ok(Self {
             bound,
-            grpc: grpc::Grpc { invitations, clock },
+            api: api::server(Arc::new(app)),
             outbox,
             pool,
             verifier,
@@ -248,7 +261,7 @@ impl Application {
         let recorder = tokio::spawn(self.outbox.clone().record_finished(shutdown.clone()));
         let spec = ServiceSpec {
             name: "invitation",
-            routes: tonic::service::Routes::new(InvitationServiceServer::new(self.grpc)),
+            routes: tonic::service::Routes::new(self.api),
             grpc_services: vec![SERVICE_NAME],
             public_methods: PUBLIC_METHODS.to_vec(),
             descriptor_sets: vec![portal_proto::FILE_DESCRIPTOR_SET],
@@ -259,10 +272,10 @@ impl Application {
             "invitation_outbox_backlog",
             "Outbox steps (grants, revokes, emails) not yet done",
         );
-        let store = self.outbox.store.clone();
+        let outbox = self.outbox.clone();
         let gauge_task = tokio::spawn(async move {
             loop {
-                if let Ok(count) = store.outbox_backlog().await {
+                if let Ok(count) = outbox.backlog().await {
                     backlog.set(count);
                 }
                 tokio::time::sleep(Duration::from_secs(5)).await;
@@ -290,10 +303,4 @@ impl Application {
 /// Applies the migrations and exits (`portal migrate`).
 pub async fn migrate(database: &DatabaseArgs) -> anyhow::Result<()> {
     database.migrate(&MIGRATIONS).await
-}
-
-/// Prepares the demo database for `portal up`. Invitations are made through the service, so
-/// there is nothing to seed beyond the schema; idempotent.
-pub async fn seed_demo(database: &DatabaseArgs) -> anyhow::Result<()> {
-    migrate(database).await
 }

@@ -131,13 +131,15 @@ async fn the_service_refuses_to_start_with_another_services_token() {
     let dir = tempfile::tempdir().unwrap();
     let keys = TestKeys::create(&dir.path().join("keys")).unwrap();
     let mut config = config(dir.path(), &keys, testing::sqlite_url(dir.path())).await;
-    config.service_token = keys.service_token("billing");
+    config.service_token = keys.service_token("billing").into();
     let error = Application::build(config.clone(), clock::system())
         .await
         .err()
         .expect("a billing token is refused");
     assert!(error.to_string().contains("invitation"), "{error}");
-    config.service_token = keys.user_token("7f3c2a10-0000-4000-8000-00000000beef");
+    config.service_token = keys
+        .user_token("7f3c2a10-0000-4000-8000-00000000beef")
+        .into();
     assert!(Application::build(config, clock::system()).await.is_err());
 }
 

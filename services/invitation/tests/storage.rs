@@ -9,23 +9,19 @@ use chrono::{DateTime, Duration, Utc};
 
 use portal_invitation::MIGRATIONS;
 use portal_invitation::domain::{
-    Delivery, GrantState, GrantedAccess, Invitation, OrgKind, SchoolAccess, Status, TrustAccess,
+    Delivery, EmailDetails, GrantState, GrantedAccess, Invitation, LinkHash, LinkToken, ListFilter,
+    NewStep, Org, PageKey, SchoolAccess, Status, StepKind, StepOutcome, TrustAccess,
 };
-use portal_invitation::outbox::REVOKE_PENDING_PAYLOAD;
-use portal_invitation::store::{
-    CreateOutcome, InvitationStore, ListFilter, NewStep, PageKey, StepKind, open,
-};
+use portal_invitation::store::{CreateOutcome, NewInvitation, Store, open};
 use portal_runtime::db::{DbPool, DbSettings, testing};
-use portal_runtime::types::{Email, new_id};
+use portal_runtime::vocab::{
+    AccountId, Email, InvitationId, ProductKey, RequestId, RoleKey, SchoolId, StaffId, TrustId,
+};
 
-const TRUST: &str = "7f3c2a10-0000-4000-8000-000000000001";
-const OTHER_TRUST: &str = "7f3c2a10-0000-4000-8000-000000000002";
+const TRUST: TrustId = TrustId::from_u128(0x7f3c2a10_0000_4000_8000_000000000001);
+const OTHER_TRUST: TrustId = TrustId::from_u128(0x7f3c2a10_0000_4000_8000_000000000002);
 
-async fn stores() -> Vec<(
-    &'static str,
-    Arc<dyn InvitationStore>,
-    Option<tempfile::TempDir>,
-)> {
+async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = DbPool::connect_lazy(&DbSettings::new(testing::sqlite_url(dir.path()))).unwrap();
     sqlite.migrate(&MIGRATIONS).await.unwrap();
@@ -38,31 +34,33 @@ async fn stores() -> Vec<(
     out
 }
 
-fn invitation(trust: &str, staff: &str, product: &str, now: DateTime<Utc>) -> Invitation {
+fn invitation(trust: TrustId, staff: StaffId, product: &str, now: DateTime<Utc>) -> Invitation {
     Invitation {
-        id: new_id(),
-        trust_id: trust.into(),
+        id: InvitationId::generate(),
+        trust_id: trust,
         trust_name: "Northfield Learning Trust".into(),
-        staff_id: staff.into(),
+        staff_id: staff,
         staff_email: Email::parse("chloe.patel@northfield.example.org").unwrap(),
         staff_given_name: "Chloe".into(),
-        inviter_account_id: "admin".into(),
+        inviter_account_id: AccountId::generate(),
         trust_access: TrustAccess {
-            product_key: product.into(),
-            role_key: "full-edit".into(),
+            product_key: ProductKey::from_known(product),
+            role_key: RoleKey::from_known("full-edit"),
         },
         school_access: Some(SchoolAccess {
-            product_keys: vec!["websites-cms".into(), "comms-hub".into()],
-            role_key: "writer".into(),
-            school_ids: vec!["s1".into()],
+            product_keys: vec![
+                ProductKey::from_known("websites-cms"),
+                ProductKey::from_known("comms-hub"),
+            ],
+            role_key: RoleKey::from_known("writer"),
+            school_ids: vec![SchoolId::generate()],
         }),
         status: Status::Pending,
         delivery: Delivery::SignUpLink,
         granted: vec![GrantedAccess {
-            org_kind: OrgKind::Trust,
-            org_id: trust.into(),
-            product_key: product.into(),
-            role_key: "full-edit".into(),
+            org: Org::Trust(trust),
+            product_key: ProductKey::from_known(product),
+            role_key: RoleKey::from_known("full-edit"),
             state: GrantState::Pending,
         }],
         skipped: vec![],
@@ -75,36 +73,63 @@ fn invitation(trust: &str, staff: &str, product: &str, now: DateTime<Utc>) -> In
     }
 }
 
-fn step(invitation_id: &str, kind: StepKind, claimed_until: i64) -> NewStep {
-    NewStep {
-        id: new_id(),
-        invitation_id: invitation_id.into(),
-        kind,
-        payload: if kind == StepKind::Revoke {
-            REVOKE_PENDING_PAYLOAD.into()
-        } else {
-            "{}".into()
-        },
-        claimed_until,
-    }
+fn step(invitation_id: InvitationId, kind: StepKind, claimed_until: i64) -> NewStep {
+    let step = match kind {
+        StepKind::Grant => NewStep::grant(invitation_id),
+        StepKind::Revoke => NewStep::revoke_pending(invitation_id),
+        StepKind::Email => NewStep::email(
+            invitation_id,
+            &EmailDetails {
+                trust_name: "Northfield Learning Trust".into(),
+                inviter_name: "Ada Admin".into(),
+                product_names: vec!["Portal".into()],
+            },
+        ),
+    };
+    step.leased_until(claimed_until)
 }
 
 fn wall() -> i64 {
     Utc::now().timestamp_micros()
 }
 
-/// Creates, expecting nothing to revoke first; says whether earlier revokes were open.
-async fn created(store: &dyn InvitationStore, invitation: &Invitation, steps: &[NewStep]) -> bool {
-    let outcome = store
-        .create(invitation, None, steps, invitation.create_time, wall())
+/// A link hash no invitation uses yet.
+fn hash() -> LinkHash {
+    LinkToken::generate().hash()
+}
+
+fn request_id(text: &str) -> RequestId {
+    RequestId::parse_optional(text).unwrap().unwrap()
+}
+
+/// Stores `invitation` with `steps` at `now`, for `request` when given.
+async fn create(
+    store: &dyn Store,
+    invitation: &Invitation,
+    request: Option<(AccountId, &RequestId)>,
+    steps: &[NewStep],
+    now: DateTime<Utc>,
+) -> CreateOutcome {
+    store
+        .create(NewInvitation {
+            invitation,
+            request,
+            steps,
+            now,
+            wall_now: wall(),
+        })
         .await
-        .unwrap();
-    match outcome {
+        .unwrap()
+}
+
+/// Creates, expecting nothing to revoke first; says whether earlier revokes were open.
+async fn created(store: &dyn Store, invitation: &Invitation, steps: &[NewStep]) -> bool {
+    match create(store, invitation, None, steps, invitation.create_time).await {
         CreateOutcome::Created {
             revoke_steps,
             earlier_revokes_open,
         } => {
-            assert_eq!(revoke_steps, Vec::<String>::new());
+            assert_eq!(revoke_steps, Vec::new());
             earlier_revokes_open
         }
         other => panic!("expected a creation, got {other:?}"),
@@ -115,9 +140,9 @@ async fn created(store: &dyn InvitationStore, invitation: &Invitation, steps: &[
 async fn an_invitation_round_trips_with_its_outcome() {
     for (db, store, _dir) in stores().await {
         let now = Utc::now();
-        let inv = invitation(TRUST, &new_id(), "portal", now);
+        let inv = invitation(TRUST, StaffId::generate(), "portal", now);
         created(&*store, &inv, &[]).await;
-        let got = store.get(&inv.id).await.unwrap().expect(db);
+        let got = store.get(inv.id).await.unwrap().expect(db);
         assert_eq!(got.school_access, inv.school_access, "{db}");
         assert_eq!(got.granted, inv.granted, "{db}");
         assert_eq!(got.staff_email, inv.staff_email, "{db}");
@@ -127,7 +152,10 @@ async fn an_invitation_round_trips_with_its_outcome() {
             inv.expire_time.map(|t| t.timestamp_micros()),
             "{db}"
         );
-        assert!(store.get(&new_id()).await.unwrap().is_none(), "{db}");
+        assert!(
+            store.get(InvitationId::generate()).await.unwrap().is_none(),
+            "{db}"
+        );
     }
 }
 
@@ -135,39 +163,35 @@ async fn an_invitation_round_trips_with_its_outcome() {
 async fn a_second_pending_invitation_for_the_same_staff_and_product_is_refused() {
     for (db, store, _dir) in stores().await {
         let now = Utc::now();
-        let staff = new_id();
-        let first = invitation(TRUST, &staff, "portal", now);
+        let staff = StaffId::generate();
+        let first = invitation(TRUST, staff, "portal", now);
         created(&*store, &first, &[]).await;
-        let second = invitation(TRUST, &staff, "portal", now);
-        let outcome = store.create(&second, None, &[], now, wall()).await.unwrap();
+        let second = invitation(TRUST, staff, "portal", now);
+        let outcome = create(&*store, &second, None, &[], now).await;
         assert_eq!(
             outcome,
             CreateOutcome::PendingExists {
-                invitation_id: first.id.clone()
+                invitation_id: first.id
             },
             "{db}"
         );
         // Another product, or after the first one expired, is fine.
         created(
             &*store,
-            &invitation(TRUST, &staff, "sonar-multi-school", now),
+            &invitation(TRUST, staff, "sonar-multi-school", now),
             &[],
         )
         .await;
         let later = now + Duration::days(15);
-        let third = invitation(TRUST, &staff, "portal", later);
-        match store
-            .create(&third, None, &[], later, wall())
-            .await
-            .unwrap()
-        {
+        let third = invitation(TRUST, staff, "portal", later);
+        match create(&*store, &third, None, &[], later).await {
             CreateOutcome::Created { revoke_steps, .. } => {
                 assert_eq!(revoke_steps.len(), 1, "{db}")
             }
             other => panic!("{db}: {other:?}"),
         }
         assert_eq!(
-            store.get(&first.id).await.unwrap().unwrap().status,
+            store.get(first.id).await.unwrap().unwrap().status,
             Status::Expired,
             "{db}"
         );
@@ -178,35 +202,26 @@ async fn a_second_pending_invitation_for_the_same_staff_and_product_is_refused()
 async fn a_repeated_request_id_returns_the_first_invitation() {
     for (db, store, _dir) in stores().await {
         let now = Utc::now();
-        let first = invitation(TRUST, &new_id(), "portal", now);
-        store
-            .create(&first, Some(("admin", "req-1")), &[], now, wall())
-            .await
-            .unwrap();
-        let retry = invitation(TRUST, &new_id(), "portal", now);
-        let outcome = store
-            .create(&retry, Some(("admin", "req-1")), &[], now, wall())
-            .await
-            .unwrap();
+        let admin = AccountId::generate();
+        let req = request_id("req-1");
+        let first = invitation(TRUST, StaffId::generate(), "portal", now);
+        create(&*store, &first, Some((admin, &req)), &[], now).await;
+        let retry = invitation(TRUST, StaffId::generate(), "portal", now);
+        let outcome = create(&*store, &retry, Some((admin, &req)), &[], now).await;
         assert_eq!(
             outcome,
             CreateOutcome::Replayed {
-                invitation_id: first.id.clone()
+                invitation_id: first.id
             },
             "{db}"
         );
-        assert!(store.get(&retry.id).await.unwrap().is_none(), "{db}");
+        assert!(store.get(retry.id).await.unwrap().is_none(), "{db}");
         // The same request id of another caller is another request.
-        let other = invitation(TRUST, &new_id(), "portal", now);
-        store
-            .create(&other, Some(("someone-else", "req-1")), &[], now, wall())
-            .await
-            .unwrap();
+        let someone_else = AccountId::generate();
+        let other = invitation(TRUST, StaffId::generate(), "portal", now);
+        create(&*store, &other, Some((someone_else, &req)), &[], now).await;
         assert_eq!(
-            store
-                .find_create_request("someone-else", "req-1")
-                .await
-                .unwrap(),
+            store.find_create_request(someone_else, &req).await.unwrap(),
             Some(other.id),
             "{db}"
         );
@@ -217,42 +232,40 @@ async fn a_repeated_request_id_returns_the_first_invitation() {
 async fn lists_are_newest_first_filtered_and_paginated() {
     for (db, store, _dir) in stores().await {
         let start = Utc::now();
-        let staff = new_id();
+        let staff = StaffId::generate();
         let mut ids = Vec::new();
         for i in 0..5 {
             let at = start + Duration::seconds(i);
             let product = if i % 2 == 0 { "portal" } else { "trust-mis" };
-            let mut inv = invitation(TRUST, &new_id(), product, at);
+            let mut inv = invitation(TRUST, StaffId::generate(), product, at);
             if i == 4 {
-                inv.staff_id = staff.clone();
+                inv.staff_id = staff;
             }
             created(&*store, &inv, &[]).await;
             ids.push(inv.id);
         }
         created(
             &*store,
-            &invitation(OTHER_TRUST, &new_id(), "portal", start),
+            &invitation(OTHER_TRUST, StaffId::generate(), "portal", start),
             &[],
         )
         .await;
         let all = ListFilter {
-            trust_id: TRUST.into(),
-            ..Default::default()
+            trust_id: TRUST,
+            status: None,
+            staff_id: None,
+            product_key: None,
         };
         let page1 = store.list(&all, None, 3).await.unwrap();
-        let got: Vec<_> = page1.iter().map(|i| i.id.clone()).collect();
-        assert_eq!(
-            got,
-            vec![ids[4].clone(), ids[3].clone(), ids[2].clone()],
-            "{db}"
-        );
+        let got: Vec<_> = page1.iter().map(|i| i.id).collect();
+        assert_eq!(got, vec![ids[4], ids[3], ids[2]], "{db}");
         let after = PageKey::of(&page1[2]);
         let page2 = store.list(&all, Some(&after), 3).await.unwrap();
-        let got: Vec<_> = page2.iter().map(|i| i.id.clone()).collect();
-        assert_eq!(got, vec![ids[1].clone(), ids[0].clone()], "{db}");
+        let got: Vec<_> = page2.iter().map(|i| i.id).collect();
+        assert_eq!(got, vec![ids[1], ids[0]], "{db}");
 
         let by_product = ListFilter {
-            product_key: Some("trust-mis".into()),
+            product_key: Some(ProductKey::from_known("trust-mis")),
             ..all.clone()
         };
         assert_eq!(
@@ -261,7 +274,7 @@ async fn lists_are_newest_first_filtered_and_paginated() {
             "{db}"
         );
         let by_school_product = ListFilter {
-            product_key: Some("comms-hub".into()),
+            product_key: Some(ProductKey::from_known("comms-hub")),
             ..all.clone()
         };
         assert_eq!(
@@ -297,28 +310,28 @@ async fn lists_are_newest_first_filtered_and_paginated() {
 async fn a_resend_supersedes_links_cancels_unsent_emails_and_queues_a_new_one() {
     for (db, store, _dir) in stores().await {
         let now = Utc::now();
-        let inv = invitation(TRUST, &new_id(), "portal", now);
-        let first_email = step(&inv.id, StepKind::Email, 0);
+        let inv = invitation(TRUST, StaffId::generate(), "portal", now);
+        let first_email = step(inv.id, StepKind::Email, 0);
         created(&*store, &inv, std::slice::from_ref(&first_email)).await;
+        let first_link = hash();
         assert!(
-            store.install_link(&inv.id, "hash-1", now).await.unwrap(),
+            store.install_link(inv.id, &first_link, now).await.unwrap(),
             "{db}"
         );
         assert_eq!(
             store
-                .find_link("hash-1")
+                .find_link(&first_link)
                 .await
                 .unwrap()
                 .unwrap()
-                .current_link_hash
-                .as_deref(),
-            Some("hash-1"),
+                .current_link_hash,
+            Some(first_link.clone()),
             "{db}"
         );
         let later = now + Duration::days(3);
-        let email = step(&inv.id, StepKind::Email, 0);
+        let email = step(inv.id, StepKind::Email, 0);
         let resent = store
-            .resend(&inv.id, later, later + Duration::days(14), &email, wall())
+            .resend(inv.id, later, later + Duration::days(14), &email, wall())
             .await
             .unwrap()
             .unwrap()
@@ -329,18 +342,18 @@ async fn a_resend_supersedes_links_cancels_unsent_emails_and_queues_a_new_one() 
             (later + Duration::days(14)).timestamp()
         );
         assert_eq!(
-            store.open_steps(&inv.id, StepKind::Email).await.unwrap(),
-            vec![email.id.clone()],
+            store.open_steps(inv.id, StepKind::Email).await.unwrap(),
+            vec![email.id],
             "{db}"
         );
         // An expired invitation is not resent.
         let too_late = later + Duration::days(20);
         let refused = store
             .resend(
-                &inv.id,
+                inv.id,
                 too_late,
                 too_late,
-                &step(&inv.id, StepKind::Email, 0),
+                &step(inv.id, StepKind::Email, 0),
                 wall(),
             )
             .await
@@ -349,7 +362,7 @@ async fn a_resend_supersedes_links_cancels_unsent_emails_and_queues_a_new_one() 
         assert_eq!(refused.unwrap_err(), Status::Expired, "{db}");
         assert!(
             store
-                .resend(&new_id(), now, now, &email, wall())
+                .resend(InvitationId::generate(), now, now, &email, wall())
                 .await
                 .unwrap()
                 .is_none()
@@ -361,10 +374,10 @@ async fn a_resend_supersedes_links_cancels_unsent_emails_and_queues_a_new_one() 
 async fn a_revoke_is_final_and_stops_new_links() {
     for (db, store, _dir) in stores().await {
         let now = Utc::now();
-        let inv = invitation(TRUST, &new_id(), "portal", now);
+        let inv = invitation(TRUST, StaffId::generate(), "portal", now);
         created(&*store, &inv, &[]).await;
         let revoked = store
-            .revoke(&inv.id, now, &step(&inv.id, StepKind::Revoke, 0), wall())
+            .revoke(inv.id, now, &step(inv.id, StepKind::Revoke, 0), wall())
             .await
             .unwrap()
             .unwrap()
@@ -372,27 +385,27 @@ async fn a_revoke_is_final_and_stops_new_links() {
         assert_eq!(revoked.status, Status::Revoked, "{db}");
         // Revoking again returns it unchanged and queues nothing more.
         store
-            .revoke(&inv.id, now, &step(&inv.id, StepKind::Revoke, 0), wall())
+            .revoke(inv.id, now, &step(inv.id, StepKind::Revoke, 0), wall())
             .await
             .unwrap()
             .unwrap()
             .unwrap();
         assert_eq!(
             store
-                .open_steps(&inv.id, StepKind::Revoke)
+                .open_steps(inv.id, StepKind::Revoke)
                 .await
                 .unwrap()
                 .len(),
             1
         );
         assert!(
-            !store.install_link(&inv.id, "late", now).await.unwrap(),
+            !store.install_link(inv.id, &hash(), now).await.unwrap(),
             "{db}"
         );
         // The staff member may be invited again.
         created(
             &*store,
-            &invitation(TRUST, &inv.staff_id, "portal", now),
+            &invitation(TRUST, inv.staff_id, "portal", now),
             &[],
         )
         .await;
@@ -403,32 +416,31 @@ async fn a_revoke_is_final_and_stops_new_links() {
 async fn the_sweeper_expires_pending_invitations_past_their_expiry_once() {
     for (db, store, _dir) in stores().await {
         let now = Utc::now();
-        let due = invitation(TRUST, &new_id(), "portal", now - Duration::days(15));
-        let fresh = invitation(TRUST, &new_id(), "portal", now);
+        let due = invitation(
+            TRUST,
+            StaffId::generate(),
+            "portal",
+            now - Duration::days(15),
+        );
+        let fresh = invitation(TRUST, StaffId::generate(), "portal", now);
         created(&*store, &due, &[]).await;
         created(&*store, &fresh, &[]).await;
-        let expired = store
-            .expire_due(now, 100, REVOKE_PENDING_PAYLOAD, wall())
-            .await
-            .unwrap();
+        let expired = store.expire_due(now, 100, wall()).await.unwrap();
         assert!(expired.contains(&due.id), "{db}");
         assert!(!expired.contains(&fresh.id), "{db}");
         assert_eq!(
-            store.get(&due.id).await.unwrap().unwrap().status,
+            store.get(due.id).await.unwrap().unwrap().status,
             Status::Expired
         );
         assert_eq!(
             store
-                .open_steps(&due.id, StepKind::Revoke)
+                .open_steps(due.id, StepKind::Revoke)
                 .await
                 .unwrap()
                 .len(),
             1
         );
-        let again = store
-            .expire_due(now, 100, REVOKE_PENDING_PAYLOAD, wall())
-            .await
-            .unwrap();
+        let again = store.expire_due(now, 100, wall()).await.unwrap();
         assert!(!again.contains(&due.id), "{db}");
     }
 }
@@ -437,12 +449,12 @@ async fn the_sweeper_expires_pending_invitations_past_their_expiry_once() {
 async fn outbox_steps_are_claimed_once_retried_later_and_revokes_wait_for_grants() {
     for (db, store, _dir) in stores().await {
         let now = Utc::now();
-        let inv = invitation(TRUST, &new_id(), "portal", now);
-        let leased = step(&inv.id, StepKind::Grant, wall() + 60_000_000);
-        let email = step(&inv.id, StepKind::Email, 0);
+        let inv = invitation(TRUST, StaffId::generate(), "portal", now);
+        let leased = step(inv.id, StepKind::Grant, wall() + 60_000_000);
+        let email = step(inv.id, StepKind::Email, 0);
         created(&*store, &inv, &[leased.clone(), email.clone()]).await;
         store
-            .revoke(&inv.id, now, &step(&inv.id, StepKind::Revoke, 0), wall())
+            .revoke(inv.id, now, &step(inv.id, StepKind::Revoke, 0), wall())
             .await
             .unwrap();
         // The leased grant is not claimable, and the revoke waits for it.
@@ -455,7 +467,7 @@ async fn outbox_steps_are_claimed_once_retried_later_and_revokes_wait_for_grants
         assert!(mine.is_empty(), "{db}: {mine:?}");
         // The lease holder fails: retry later.
         store
-            .retry_step(&leased.id, t + 1, "identity down")
+            .retry_step(leased.id, t + 1, "identity down")
             .await
             .unwrap();
         let t = wall() + 10;
@@ -470,7 +482,7 @@ async fn outbox_steps_are_claimed_once_retried_later_and_revokes_wait_for_grants
         // Claimed: nobody else gets it while the lease runs.
         assert!(
             store
-                .claim_step(&leased.id, t, t + 1)
+                .claim_step(leased.id, t, t + 1)
                 .await
                 .unwrap()
                 .is_none()
@@ -484,7 +496,7 @@ async fn outbox_steps_are_claimed_once_retried_later_and_revokes_wait_for_grants
                 .all(|s| s.invitation_id != inv.id)
         );
         store
-            .finish_steps(std::slice::from_ref(&leased.id), "DONE", t)
+            .finish_steps(&[leased.id], StepOutcome::Done, t)
             .await
             .unwrap();
         let claimed = store.claim_due(t, t + 60_000_000, 100).await.unwrap();
@@ -495,12 +507,12 @@ async fn outbox_steps_are_claimed_once_retried_later_and_revokes_wait_for_grants
         assert_eq!(mine.len(), 1, "{db}");
         assert_eq!(mine[0].kind, StepKind::Revoke, "{db}");
         store
-            .finish_steps(std::slice::from_ref(&mine[0].id), "DONE", t)
+            .finish_steps(&[mine[0].id], StepOutcome::Done, t)
             .await
             .unwrap();
         assert!(
             store
-                .open_steps(&inv.id, StepKind::Revoke)
+                .open_steps(inv.id, StepKind::Revoke)
                 .await
                 .unwrap()
                 .is_empty()
@@ -508,7 +520,7 @@ async fn outbox_steps_are_claimed_once_retried_later_and_revokes_wait_for_grants
         // The revoke cancelled the unsent email.
         assert!(
             store
-                .open_steps(&inv.id, StepKind::Email)
+                .open_steps(inv.id, StepKind::Email)
                 .await
                 .unwrap()
                 .is_empty()
@@ -520,36 +532,34 @@ async fn outbox_steps_are_claimed_once_retried_later_and_revokes_wait_for_grants
 async fn an_accept_is_recorded_once_with_its_request_id() {
     for (db, store, _dir) in stores().await {
         let now = Utc::now();
-        let inv = invitation(TRUST, &new_id(), "portal", now);
+        let inv = invitation(TRUST, StaffId::generate(), "portal", now);
         created(&*store, &inv, &[]).await;
-        store.mark_accepting(&inv.id).await.unwrap();
-        assert!(store.get(&inv.id).await.unwrap().unwrap().accepting, "{db}");
+        store.mark_accepting(inv.id).await.unwrap();
+        assert!(store.get(inv.id).await.unwrap().unwrap().accepting, "{db}");
         let mut granted = inv.granted.clone();
         granted[0].state = GrantState::Active;
+        let (first, second) = (AccountId::generate(), AccountId::generate());
+        let r1 = request_id("r1");
         assert!(
             store
-                .complete_accept(&inv.id, "acc-1", Some("r1"), &granted, now)
+                .complete_accept(inv.id, first, Some(&r1), &granted, now)
                 .await
                 .unwrap()
         );
         assert!(
             !store
-                .complete_accept(&inv.id, "acc-2", None, &granted, now)
+                .complete_accept(inv.id, second, None, &granted, now)
                 .await
                 .unwrap(),
             "{db}"
         );
-        let got = store.get(&inv.id).await.unwrap().unwrap();
+        let got = store.get(inv.id).await.unwrap().unwrap();
         assert_eq!(got.status, Status::Accepted);
-        assert_eq!(got.account_id.as_deref(), Some("acc-1"));
+        assert_eq!(got.account_id, Some(first));
         assert_eq!(got.granted[0].state, GrantState::Active);
         assert_eq!(
-            store
-                .find_accept_request(&inv.id, "r1")
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("acc-1"),
+            store.find_accept_request(inv.id, &r1).await.unwrap(),
+            Some(first),
             "{db}"
         );
     }
@@ -559,18 +569,18 @@ async fn an_accept_is_recorded_once_with_its_request_id() {
 async fn a_new_grant_waits_for_the_revokes_of_the_same_staff_members_earlier_invitations() {
     for (db, store, _dir) in stores().await {
         let now = Utc::now();
-        let staff = new_id();
-        let old = invitation(TRUST, &staff, "portal", now);
+        let staff = StaffId::generate();
+        let old = invitation(TRUST, staff, "portal", now);
         assert!(!created(&*store, &old, &[]).await, "{db}: nothing open yet");
-        let revoke = step(&old.id, StepKind::Revoke, 0);
-        store.revoke(&old.id, now, &revoke, wall()).await.unwrap();
+        let revoke = step(old.id, StepKind::Revoke, 0);
+        store.revoke(old.id, now, &revoke, wall()).await.unwrap();
         assert_eq!(
-            store.open_revokes_of_staff(TRUST, &staff).await.unwrap(),
-            vec![revoke.id.clone()],
+            store.open_revokes_of_staff(TRUST, staff).await.unwrap(),
+            vec![revoke.id],
             "{db}"
         );
-        let new = invitation(TRUST, &staff, "portal", now);
-        let grant = step(&new.id, StepKind::Grant, 0);
+        let new = invitation(TRUST, staff, "portal", now);
+        let grant = step(new.id, StepKind::Grant, 0);
         assert!(
             created(&*store, &new, std::slice::from_ref(&grant)).await,
             "{db}: the create reports the open revoke"
@@ -584,12 +594,12 @@ async fn a_new_grant_waits_for_the_revokes_of_the_same_staff_members_earlier_inv
             .collect();
         assert_eq!(mine, vec![StepKind::Revoke], "{db}: the grant waits");
         store
-            .finish_steps(std::slice::from_ref(&revoke.id), "DONE", t)
+            .finish_steps(&[revoke.id], StepOutcome::Done, t)
             .await
             .unwrap();
         assert!(
             store
-                .open_revokes_of_staff(TRUST, &staff)
+                .open_revokes_of_staff(TRUST, staff)
                 .await
                 .unwrap()
                 .is_empty()
@@ -606,13 +616,13 @@ async fn a_new_grant_waits_for_the_revokes_of_the_same_staff_members_earlier_inv
 async fn a_link_stored_with_its_invitation_is_found_by_its_hash() {
     for (db, store, _dir) in stores().await {
         let now = Utc::now();
-        let mut inv = invitation(TRUST, &new_id(), "portal", now);
-        let hash = format!("hash-{}", new_id());
-        inv.current_link_hash = Some(hash.clone());
+        let mut inv = invitation(TRUST, StaffId::generate(), "portal", now);
+        let link = hash();
+        inv.current_link_hash = Some(link.clone());
         created(&*store, &inv, &[]).await;
-        let found = store.find_link(&hash).await.unwrap();
-        assert_eq!(found.map(|i| i.id), Some(inv.id.clone()), "{db}");
-        assert!(store.find_link("another").await.unwrap().is_none(), "{db}");
+        let found = store.find_link(&link).await.unwrap();
+        assert_eq!(found.map(|i| i.id), Some(inv.id), "{db}");
+        assert!(store.find_link(&hash()).await.unwrap().is_none(), "{db}");
     }
 }
 
@@ -620,14 +630,17 @@ async fn a_link_stored_with_its_invitation_is_found_by_its_hash() {
 async fn finished_steps_are_recorded_together_and_never_run_again() {
     for (db, store, _dir) in stores().await {
         let now = Utc::now();
-        let inv = invitation(TRUST, &new_id(), "portal", now);
-        let steps: Vec<NewStep> = (0..3).map(|_| step(&inv.id, StepKind::Email, 0)).collect();
+        let inv = invitation(TRUST, StaffId::generate(), "portal", now);
+        let steps: Vec<NewStep> = (0..3).map(|_| step(inv.id, StepKind::Email, 0)).collect();
         created(&*store, &inv, &steps).await;
-        let ids: Vec<String> = steps.iter().map(|s| s.id.clone()).collect();
+        let ids: Vec<_> = steps.iter().map(|s| s.id).collect();
         let t = wall() + 10;
-        store.finish_steps(&ids[..2], "DONE", t).await.unwrap();
-        store.finish_steps(&[], "DONE", t).await.unwrap();
-        let due: Vec<String> = store
+        store
+            .finish_steps(&ids[..2], StepOutcome::Done, t)
+            .await
+            .unwrap();
+        store.finish_steps(&[], StepOutcome::Done, t).await.unwrap();
+        let due: Vec<_> = store
             .claim_due(t, t + 60_000_000, 100)
             .await
             .unwrap()
@@ -635,6 +648,6 @@ async fn finished_steps_are_recorded_together_and_never_run_again() {
             .filter(|s| s.invitation_id == inv.id)
             .map(|s| s.id)
             .collect();
-        assert_eq!(due, vec![ids[2].clone()], "{db}: only the unfinished one");
+        assert_eq!(due, vec![ids[2]], "{db}: only the unfinished one");
     }
 }

@@ -8,6 +8,9 @@ use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::{ExposeSecret, SecretString};
+
+use portal_runtime::vocab::{Email, StepId};
 
 /// What an invitation email says.
 #[derive(Debug, Clone)]
@@ -23,9 +26,10 @@ pub struct Letter {
 pub enum LetterContent {
     /// A new user: the sign-up link and when it stops working.
     SignUp {
-        link: String,
+        /// The accept page with the link's token: it stays out of `Debug` output.
+        link: SecretString,
         /// The link's token on its own, for a reader whose mail client breaks the link.
-        code: String,
+        code: SecretString,
         expire_time: DateTime<Utc>,
     },
     /// An existing user: new access at next sign-in.
@@ -86,6 +90,7 @@ impl Letter {
                 expire_time,
             } => {
                 let until = expire_time.format("%-d %B %Y at %H:%M UTC").to_string();
+                let (link, code) = (link.expose_secret(), code.expose_secret());
                 Rendered {
                     subject: format!("{inviter} invited you to {products} at {trust}"),
                     text: format!(
@@ -138,6 +143,18 @@ pub enum Sink {
     Dir(PathBuf),
     /// Only a log line (no address, no link).
     Log,
+}
+
+impl Sink {
+    /// An SMTP relay when one is given (`smtp://[user:password@]host[:port]`), else a mail
+    /// directory when one is given, else the log.
+    pub fn choose(smtp_url: Option<&str>, dir: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        Ok(match (smtp_url, dir) {
+            (Some(url), _) => Sink::Smtp(smtp_transport(url)?),
+            (None, Some(dir)) => Sink::Dir(dir.to_path_buf()),
+            (None, None) => Sink::Log,
+        })
+    }
 }
 
 /// Sends invitation emails.
@@ -201,9 +218,10 @@ impl Mailer {
     }
 
     /// Sends one email; `key` names the outbox row (file name in a mail directory).
-    pub async fn send(&self, to: &str, letter: &Letter, key: &str) -> anyhow::Result<()> {
+    pub async fn send(&self, to: &Email, letter: &Letter, key: StepId) -> anyhow::Result<()> {
         let rendered = letter.render();
         let to: Mailbox = to
+            .as_str()
             .parse()
             .map_err(|e| anyhow::anyhow!("invalid recipient address: {e}"))?;
         let message = Message::builder()
@@ -245,7 +263,7 @@ impl Mailer {
             Sink::Log => {}
         }
         tracing::info!(
-            outbox_step = key,
+            outbox_step = %key,
             kind = match letter.content {
                 LetterContent::SignUp { .. } => "sign-up link",
                 LetterContent::NewProductNotice => "new product notice",

@@ -1,0 +1,98 @@
+//! InspectInvitationLink and AcceptInvitation (R11): the link's token is the credential.
+
+use portal_runtime::vocab::AccountId;
+
+use super::App;
+use crate::domain::{AcceptInput, Accepted, Invitation, LinkToken};
+use crate::error::{Error, Result};
+
+impl App {
+    /// What a link grants and until when, without using it.
+    pub async fn inspect(&self, token: &LinkToken) -> Result<Invitation> {
+        Ok(self.seen(self.usable_link(token).await?))
+    }
+
+    /// R11: registers the invitee with the staff email, activates the grants, and marks the
+    /// invitation ACCEPTED. A retried accept with the same request id answers as the first.
+    pub async fn accept(&self, input: AcceptInput) -> Result<Accepted> {
+        let hash = input.token.hash();
+        if let Some(request_id) = &input.request_id
+            && let Some(invitation) = self.store.find_link(&hash).await?
+            && let Some(account_id) = self
+                .store
+                .find_accept_request(invitation.id, request_id)
+                .await?
+        {
+            let invitation = self.seen(invitation);
+            return Ok(Accepted {
+                account_id,
+                invitation,
+            });
+        }
+        let invitation = self.usable_link(&input.token).await?;
+        // The grants must exist in identity before they can be activated.
+        self.outbox.complete_grants(invitation.id).await?;
+        self.store.mark_accepting(invitation.id).await?;
+        let account_id = self.register(&invitation, &input).await?;
+        self.identity
+            .activate_grants(invitation.id, account_id)
+            .await?;
+        let now = self.now();
+        let completed = self
+            .store
+            .complete_accept(
+                invitation.id,
+                account_id,
+                input.request_id.as_ref(),
+                &invitation.accepted_grants(),
+                now,
+            )
+            .await?;
+        let stored = self
+            .store
+            .get(invitation.id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("accepted invitation vanished"))?;
+        if !completed {
+            // Another accept finished first, or the invitation was withdrawn meanwhile.
+            stored.check_link(&hash, now).map_err(Error::Link)?;
+        }
+        Ok(Accepted {
+            account_id,
+            invitation: self.seen(stored),
+        })
+    }
+
+    /// The invitation a link belongs to, if the link is usable now.
+    async fn usable_link(&self, token: &LinkToken) -> Result<Invitation> {
+        let hash = token.hash();
+        let invitation = self
+            .store
+            .find_link(&hash)
+            .await?
+            .ok_or(Error::LinkNotFound)?;
+        invitation
+            .check_link(&hash, self.now())
+            .map_err(Error::Link)?;
+        Ok(invitation)
+    }
+
+    /// The invitee's new account; a retried accept whose registration went through carries
+    /// on with that account.
+    async fn register(&self, invitation: &Invitation, input: &AcceptInput) -> Result<AccountId> {
+        let email = &invitation.staff_email;
+        match self
+            .identity
+            .register_account(email, input, invitation.id)
+            .await?
+        {
+            Some(account_id) => Ok(account_id),
+            None if invitation.accepting => Ok(self
+                .identity
+                .lookup_account(email)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("account vanished after registration"))?),
+            None => Err(Error::AccountExists),
+        }
+    }
+}
