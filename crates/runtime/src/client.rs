@@ -113,9 +113,41 @@ pub fn authed_channel(settings: &ClientSettings, token: &str) -> anyhow::Result<
     ))
 }
 
+/// Whether a failed call to another service means "not now": the peer is unreachable,
+/// overloaded or too slow, so the caller answers UNAVAILABLE and the client retries later.
+/// Any other failure is a fault of one side, reported as internal.
+pub fn is_unavailable(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    match status.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted => {
+            true
+        }
+        // A connection refused or reset surfaces as Unknown from the transport.
+        Code::Unknown => status.message().contains("transport"),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unreachable_slow_or_overloaded_peers_are_unavailable_and_nothing_else_is() {
+        use tonic::{Code, Status};
+        for code in [
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::Cancelled,
+            Code::ResourceExhausted,
+        ] {
+            assert!(is_unavailable(&Status::new(code, "")), "{code:?}");
+        }
+        assert!(is_unavailable(&Status::unknown("transport error")));
+        assert!(!is_unavailable(&Status::unknown("a handler panicked")));
+        assert!(!is_unavailable(&Status::internal("")));
+        assert!(!is_unavailable(&Status::permission_denied("")));
+    }
 
     #[tokio::test]
     async fn a_host_name_is_balanced_and_an_ip_address_is_not() {

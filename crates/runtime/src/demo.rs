@@ -229,6 +229,3 @@ pub const SCHOOL_ADMIN_PASSWORD: &str = "portal-demo-school-admin";
 /// The administrator of the other trust.
 pub const OTHER_ADMIN_EMAIL: &str = "admin@southbank.example.org";
 pub const OTHER_ADMIN_PASSWORD: &str = "portal-demo-other-admin";
-
-// Kept for the services until they read these from `auth::admin`.
-pub use crate::auth::admin::{ADMIN_ROLES, PORTAL_PRODUCT};

@@ -19,7 +19,6 @@ pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
-pub mod types;
 pub mod vocab;
 
 pub use auth::{Principal, TokenIssuer, TokenVerifier, principal_of};

@@ -1,6 +1,5 @@
 //! The identity service's errors and their one mapping to gRPC statuses.
 
-use portal_runtime::db::StoreError;
 use portal_runtime::error::{ApiError, Violation};
 use portal_runtime::vocab::{AccountId, SchoolId, StaffId, TrustId};
 use tonic::Status;
@@ -42,15 +41,6 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-impl StoreError for Error {
-    fn as_sqlx(&self) -> Option<&sqlx::Error> {
-        match self {
-            Error::Database(error) => Some(error),
-            _ => None,
-        }
-    }
-}
 
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {

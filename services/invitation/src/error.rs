@@ -1,6 +1,5 @@
 //! The invitation service's errors, and the one mapping of them to gRPC answers.
 
-use portal_runtime::db::StoreError;
 use portal_runtime::error::ApiError;
 use portal_runtime::vocab::InvitationId;
 
@@ -13,7 +12,7 @@ pub const DOMAIN: &str = "invitation.portal";
 pub enum Error {
     #[error(transparent)]
     Api(#[from] ApiError),
-    #[error(transparent)]
+    #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     /// R1: the caller holds no administrator role at the trust.
     #[error("not a trust administrator")]
@@ -57,15 +56,6 @@ impl Error {
                 | Error::SchoolLevelAdministrator
                 | Error::OtherTrustAdministrator
         )
-    }
-}
-
-impl StoreError for Error {
-    fn as_sqlx(&self) -> Option<&sqlx::Error> {
-        match self {
-            Error::Database(error) => Some(error),
-            _ => None,
-        }
     }
 }
 

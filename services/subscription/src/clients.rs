@@ -1,14 +1,14 @@
 //! The other services this one calls: identity, asked whether a signed-in user administers a
 //! trust.
 
+use portal_proto::identity::v1::CheckAdministratorRequest;
 use portal_proto::identity::v1::grant_service_client::GrantServiceClient;
-use portal_proto::identity::v1::{AdministratorDecision, CheckAdministratorRequest};
-use portal_runtime::client::{AuthedChannel, ClientSettings, authed_channel};
+use portal_runtime::auth::admin::AdminDecision;
+use portal_runtime::client::{AuthedChannel, ClientSettings, authed_channel, is_unavailable};
 use portal_runtime::vocab::{AccountId, TrustId};
 use secrecy::{ExposeSecret as _, SecretString};
 use tonic::Code;
 
-use crate::domain::Administration;
 use crate::error::{Error, Result};
 
 /// Identity's GrantService, called with this service's own token.
@@ -33,7 +33,7 @@ impl Identity {
         &self,
         trust: TrustId,
         account: AccountId,
-    ) -> Result<Administration> {
+    ) -> Result<AdminDecision> {
         let answer = self
             .grants
             .clone()
@@ -42,27 +42,18 @@ impl Identity {
                 account_id: account.to_string(),
             })
             .await;
-        let response = match answer {
-            Ok(response) => response.into_inner(),
-            Err(status) if status.code() == Code::NotFound => return Ok(Administration::None),
+        match answer {
+            Ok(response) => Ok(AdminDecision::from(response.into_inner().decision())),
+            // Identity does not know the trust: nobody administers it.
+            Err(status) if status.code() == Code::NotFound => Ok(AdminDecision::NotAdministrator),
             Err(status) => {
                 let detail = format!("{:?}: {}", status.code(), status.message());
-                return Err(match status.code() {
-                    Code::Unavailable
-                    | Code::DeadlineExceeded
-                    | Code::Cancelled
-                    | Code::Unknown => Error::IdentityUnavailable(detail),
-                    _ => Error::IdentityFailed(detail),
-                });
+                Err(if is_unavailable(&status) {
+                    Error::IdentityUnavailable(detail)
+                } else {
+                    Error::IdentityFailed(detail)
+                })
             }
-        };
-        if response.administrator {
-            return Ok(Administration::Administrator);
         }
-        Ok(match AdministratorDecision::try_from(response.decision) {
-            Ok(AdministratorDecision::SchoolLevelOnly) => Administration::SchoolLevelOnly,
-            Ok(AdministratorDecision::OtherTrust) => Administration::OtherTrust,
-            _ => Administration::None,
-        })
     }
 }

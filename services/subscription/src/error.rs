@@ -1,7 +1,6 @@
 //! The subscription service's errors, and their one mapping to API errors and gRPC statuses.
 
 use portal_runtime::ApiError;
-use portal_runtime::db::StoreError;
 use portal_runtime::error::Violation;
 use portal_runtime::vocab::{OrgKind, ProductKey, RoleKey, SubscriptionId};
 
@@ -15,7 +14,7 @@ pub enum Error {
     /// Bad input, or a refused caller, already in API terms.
     #[error(transparent)]
     Api(#[from] ApiError),
-    #[error(transparent)]
+    #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("subscription {0} not found")]
     SubscriptionNotFound(SubscriptionId),
@@ -70,15 +69,6 @@ impl Error {
                 | Error::UserTokensNotAccepted
                 | Error::Api(ApiError::PermissionDenied { .. })
         )
-    }
-}
-
-impl StoreError for Error {
-    fn as_sqlx(&self) -> Option<&sqlx::Error> {
-        match self {
-            Error::Database(error) => Some(error),
-            _ => None,
-        }
     }
 }
 

@@ -1,7 +1,49 @@
 //! Who administers: an administrator holds one of [`ADMIN_ROLES`] on the [`PORTAL_PRODUCT`]
-//! (at trust level for the trust; at a school for that school).
+//! (at trust level for the trust; at a school for that school), and what identity decides of
+//! a person and a trust ([`AdminDecision`]).
+
+use portal_proto::identity::v1::AdministratorDecision;
 
 use crate::vocab::{ProductKey, RoleKey};
+
+/// What a person is to a trust, as identity decides it (CheckAdministrator) and the other
+/// services read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminDecision {
+    /// Holds an administrator role at the trust's level.
+    Administrator,
+    /// Holds no administrator role there (nor at its schools, nor at another trust).
+    NotAdministrator,
+    /// Administers schools of the trust, not the trust itself.
+    SchoolLevelOnly,
+    /// Administers another trust.
+    OtherTrust,
+}
+
+impl From<AdminDecision> for AdministratorDecision {
+    fn from(decision: AdminDecision) -> Self {
+        match decision {
+            AdminDecision::Administrator => AdministratorDecision::Administrator,
+            AdminDecision::NotAdministrator => AdministratorDecision::NotAdministrator,
+            AdminDecision::SchoolLevelOnly => AdministratorDecision::SchoolLevelOnly,
+            AdminDecision::OtherTrust => AdministratorDecision::OtherTrust,
+        }
+    }
+}
+
+/// Identity's answer; an unset or unknown decision (never sent) administers nothing.
+impl From<AdministratorDecision> for AdminDecision {
+    fn from(decision: AdministratorDecision) -> Self {
+        match decision {
+            AdministratorDecision::Administrator => AdminDecision::Administrator,
+            AdministratorDecision::SchoolLevelOnly => AdminDecision::SchoolLevelOnly,
+            AdministratorDecision::OtherTrust => AdminDecision::OtherTrust,
+            AdministratorDecision::NotAdministrator | AdministratorDecision::Unspecified => {
+                AdminDecision::NotAdministrator
+            }
+        }
+    }
+}
 
 /// The product whose roles make administrators.
 pub const PORTAL_PRODUCT: &str = "portal";
@@ -43,6 +85,25 @@ mod tests {
             &ProductKey::from_known("websites-cms"),
             &role("account-owner")
         ));
+    }
+
+    #[test]
+    fn a_decision_crosses_the_wire_unchanged() {
+        for decision in [
+            AdminDecision::Administrator,
+            AdminDecision::NotAdministrator,
+            AdminDecision::SchoolLevelOnly,
+            AdminDecision::OtherTrust,
+        ] {
+            assert_eq!(
+                AdminDecision::from(AdministratorDecision::from(decision)),
+                decision
+            );
+        }
+        assert_eq!(
+            AdminDecision::from(AdministratorDecision::Unspecified),
+            AdminDecision::NotAdministrator
+        );
     }
 
     #[test]

@@ -10,7 +10,9 @@ use sqlx::{Database, Executor, IntoArguments};
 /// no further bound to run a statement on a connection. What Rust cannot carry that way
 /// (which Rust types bind and decode, see [`Column`]) a generic store states once in the
 /// `where` clause of its impl.
-pub trait Dialect: Database<Connection: AsExecutor<Self>> + for<'q> BindsArguments<'q> {
+pub trait Dialect:
+    Database<Connection: AsExecutor<Self>, QueryResult: RowsAffected> + for<'q> BindsArguments<'q>
+{
     /// OpenTelemetry's `db.system`.
     const SYSTEM: &'static str;
     /// Starts a transaction that will write. SQLite takes the write lock at once, so a
@@ -39,6 +41,23 @@ pub trait Dialect: Database<Connection: AsExecutor<Self>> + for<'q> BindsArgumen
 /// on the connection itself it does.)
 pub trait AsExecutor<DB: Database>: Send {
     fn exec(&mut self) -> impl Executor<'_, Database = DB>;
+}
+
+/// How many rows a statement changed (sqlx has no trait for it).
+pub trait RowsAffected {
+    fn rows_affected(&self) -> u64;
+}
+
+impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
+    fn rows_affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+impl RowsAffected for sqlx::postgres::PgQueryResult {
+    fn rows_affected(&self) -> u64 {
+        self.rows_affected()
+    }
 }
 
 /// Every argument list a query builds can be sent (carried along with `DB: Dialect`).

@@ -6,16 +6,23 @@ use tracing::Instrument as _;
 use super::dialect::Dialect;
 use super::warm::WarmPool;
 
-/// What a store's error must offer the helpers: made from sqlx's error, and able to say
-/// when it is one, so that a connection lost under a statement is not parked for reuse.
-pub trait StoreError: From<sqlx::Error> {
-    fn as_sqlx(&self) -> Option<&sqlx::Error>;
-}
+/// What a store's error must be: made from sqlx's error, and naming it as its source when it
+/// is one (thiserror's `#[from]`, not `#[error(transparent)]`, which hides it), so that a
+/// connection lost under a statement is not parked for reuse.
+pub trait StoreError: From<sqlx::Error> + std::error::Error + 'static {}
 
-impl StoreError for sqlx::Error {
-    fn as_sqlx(&self) -> Option<&sqlx::Error> {
-        Some(self)
+impl<E: From<sqlx::Error> + std::error::Error + 'static> StoreError for E {}
+
+/// The sqlx error `error` is, or has in its chain of sources.
+pub fn sqlx_cause<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e sqlx::Error> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(sqlx) = error.downcast_ref::<sqlx::Error>() {
+            return Some(sqlx);
+        }
+        current = error.source();
     }
+    None
 }
 
 /// A service's database, as its store uses it. Cheap to clone.
@@ -54,7 +61,7 @@ impl<DB: Dialect> Db<DB> {
         async {
             let mut lease = self.pool.lease().await?;
             let result = work(&mut lease).await;
-            lease.release_unless_lost(result.as_ref().err().and_then(StoreError::as_sqlx));
+            lease.release_unless_lost(result.as_ref().err().and_then(|e| sqlx_cause(e)));
             result
         }
         .instrument(self.span(op))
@@ -96,10 +103,11 @@ impl<DB: Dialect> Db<DB> {
                     Ok(value)
                 }
                 Err(error) => {
-                    let lost = error.as_sqlx().is_some_and(super::warm::connection_lost);
+                    let cause = sqlx_cause(&error);
+                    let lost = cause.is_some_and(super::warm::connection_lost);
                     // A connection that is gone cannot roll back: sqlx's pool checks it.
                     if !lost && tx.rollback().await.is_ok() {
-                        lease.release_unless_lost(error.as_sqlx());
+                        lease.release_unless_lost(cause);
                     }
                     Err(error)
                 }
@@ -136,17 +144,8 @@ mod tests {
     enum NoteError {
         #[error("note {0} is taken")]
         Taken(String),
-        #[error(transparent)]
+        #[error("database: {0}")]
         Database(#[from] sqlx::Error),
-    }
-
-    impl StoreError for NoteError {
-        fn as_sqlx(&self) -> Option<&sqlx::Error> {
-            match self {
-                NoteError::Database(error) => Some(error),
-                NoteError::Taken(_) => None,
-            }
-        }
     }
 
     impl<DB: Dialect> Notes<DB>
@@ -232,5 +231,15 @@ mod tests {
             .await;
         assert!(matches!(result, Err(NoteError::Database(_))));
         assert_eq!(notes.count().await.unwrap(), 1);
+    }
+
+    #[test]
+    fn the_sqlx_error_behind_a_store_error_is_found_through_its_sources() {
+        let error = NoteError::from(sqlx::Error::PoolTimedOut);
+        assert!(matches!(
+            sqlx_cause(&error),
+            Some(sqlx::Error::PoolTimedOut)
+        ));
+        assert!(sqlx_cause(&NoteError::Taken("a".into())).is_none());
     }
 }

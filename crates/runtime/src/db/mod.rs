@@ -11,11 +11,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 mod dialect;
 mod handle;
+mod statement;
 mod text;
 mod warm;
 
-pub use dialect::{AsExecutor, BindsArguments, Column, Dialect};
-pub use handle::{Db, StoreError};
+pub use dialect::{AsExecutor, BindsArguments, Column, Dialect, RowsAffected};
+pub use handle::{Db, StoreError, sqlx_cause};
+pub use statement::{Statement, Tuple};
 pub use text::Text;
 pub use warm::{Lease, WarmPool};
 

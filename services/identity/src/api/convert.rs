@@ -613,25 +613,6 @@ impl From<CurrentAccount> for pb::GetCurrentAccountResponse {
 
 // Grants.
 
-/// The organisation kind of a grant request. (Both enums belong to other crates, so this
-/// cannot be a `TryFrom`.)
-fn parse_org_kind(raw: i32) -> Result<OrgKind, String> {
-    match pb::OrganizationKind::try_from(raw) {
-        Ok(pb::OrganizationKind::Trust) => Ok(OrgKind::Trust),
-        Ok(pb::OrganizationKind::School) => Ok(OrgKind::School),
-        Ok(pb::OrganizationKind::Unspecified) => Err("is required (TRUST or SCHOOL)".into()),
-        Err(_) => Err(format!("{raw} is not an organization kind")),
-    }
-}
-
-/// The proto value of an organisation kind (see [`parse_org_kind`]).
-fn org_kind_value(kind: OrgKind) -> i32 {
-    match kind {
-        OrgKind::Trust => pb::OrganizationKind::Trust.into(),
-        OrgKind::School => pb::OrganizationKind::School.into(),
-    }
-}
-
 /// The specs of a batch, each field checked, none repeated, and TRUST grants naming the
 /// request's trust.
 fn parse_specs(
@@ -656,7 +637,7 @@ fn parse_specs(
     for (i, grant) in grants.iter().enumerate() {
         let kind = v.take(
             format!("grants[{i}].organization_kind"),
-            parse_org_kind(grant.organization_kind),
+            OrgKind::from_proto(grant.organization_kind),
         );
         let organization_id = v.take(
             format!("grants[{i}].organization_id"),
@@ -816,24 +797,13 @@ impl From<GrantOutcome> for pb::GrantOutcome {
     }
 }
 
-impl From<AdminDecision> for pb::AdministratorDecision {
-    fn from(decision: AdminDecision) -> Self {
-        match decision {
-            AdminDecision::Administrator => pb::AdministratorDecision::Administrator,
-            AdminDecision::NotAdministrator => pb::AdministratorDecision::NotAdministrator,
-            AdminDecision::SchoolLevelOnly => pb::AdministratorDecision::SchoolLevelOnly,
-            AdminDecision::OtherTrust => pb::AdministratorDecision::OtherTrust,
-        }
-    }
-}
-
 impl From<Grant> for pb::Grant {
     fn from(grant: Grant) -> Self {
         pb::Grant {
             id: grant.id.to_string(),
             invitation_id: grant.invitation_id.to_string(),
             trust_id: grant.trust_id.to_string(),
-            organization_kind: org_kind_value(grant.kind),
+            organization_kind: grant.kind.to_proto(),
             organization_id: grant.organization_id.to_string(),
             product_key: grant.product_key.into_string(),
             role_key: grant.role_key.into_string(),
@@ -871,7 +841,7 @@ impl From<ProductAccess> for pb::ProductAccess {
 impl From<OrganizationAccess> for pb::OrganizationAccess {
     fn from(access: OrganizationAccess) -> Self {
         pb::OrganizationAccess {
-            organization_kind: org_kind_value(access.kind),
+            organization_kind: access.kind.to_proto(),
             organization_id: access.organization_id.to_string(),
             trust_id: access.trust_id.to_string(),
             products: access.products.into_iter().map(Into::into).collect(),

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+pub use portal_runtime::auth::admin::AdminDecision;
 use portal_runtime::auth::admin::{ADMIN_ROLES, strongest_admin_role};
 use portal_runtime::vocab::{
     AccountId, Email, GrantId, IdSet, InvitationId, OrgKind, ProductKey, RoleKey, StaffId, TrustId,
@@ -139,14 +140,6 @@ impl AdminGrant {
     fn is_admin_role(&self) -> bool {
         ADMIN_ROLES.contains(&self.role_key.as_str())
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdminDecision {
-    Administrator,
-    NotAdministrator,
-    SchoolLevelOnly,
-    OtherTrust,
 }
 
 /// Whether someone administers a trust, and with which role when they do.

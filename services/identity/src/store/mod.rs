@@ -5,7 +5,6 @@ mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
-mod statement;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -160,7 +159,4 @@ pub trait Backend: Dialect {
         ids: &[StaffId],
         now: i64,
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
-
-    /// How many rows a statement changed.
-    fn rows_affected(done: &Self::QueryResult) -> u64;
 }

@@ -3,7 +3,7 @@
 //! length of a staff sync, so syncs of one trust on several replicas take turns.
 
 use portal_runtime::vocab::{StaffId, TrustId};
-use sqlx::postgres::{PgArguments, PgQueryResult};
+use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgConnection, Postgres};
 
@@ -101,9 +101,5 @@ impl Backend for Postgres {
                 .await?;
         }
         Ok(())
-    }
-
-    fn rows_affected(done: &PgQueryResult) -> u64 {
-        done.rows_affected()
     }
 }

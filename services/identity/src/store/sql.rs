@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use portal_runtime::auth::admin::portal_product;
 use portal_runtime::clock::{from_micros, to_micros};
-use portal_runtime::db::{AsExecutor as _, Column, Db, Text, is_unique_violation};
+use portal_runtime::db::{
+    AsExecutor as _, Column, Db, RowsAffected as _, Statement, Text, is_unique_violation,
+};
 use portal_runtime::vocab::{
     AccountId, Email, GrantId, IdSet, InvitationId, OrgKind, RequestId, SchoolId, StaffId, TrustId,
 };
@@ -15,7 +17,6 @@ use super::rows::{
     AccountRow, AdminGrantRow, CredentialsRow, ExistingStaffRow, GRANT_COLUMNS, GrantRow,
     STAFF_COLUMNS, SchoolRow, StaffMemberRow, StaffWithAccountRow, TrustRow, grants,
 };
-use super::statement::Statement;
 use super::{Backend, Store};
 use crate::domain::{
     Account, AdminGrant, ExistingStaff, Grant, GrantBatch, GrantOutcome, GrantResult, GrantStatus,
@@ -326,7 +327,7 @@ where
                 let done = sqlx::query_with(&sql, arguments)
                     .execute(conn.exec())
                     .await?;
-                Ok(DB::rows_affected(&done))
+                Ok(done.rows_affected())
             })
             .await
     }
@@ -525,7 +526,7 @@ where
                     .bind(invitation_id)
                     .execute(conn.exec())
                     .await?;
-                if DB::rows_affected(&done) > 0 {
+                if done.rows_affected() > 0 {
                     Self::invitation_grants(conn, invitation_id).await
                 } else {
                     Ok(grants)
@@ -552,7 +553,7 @@ where
                     .bind(invitation_id)
                     .execute(conn.exec())
                     .await?;
-                Ok(DB::rows_affected(&done))
+                Ok(done.rows_affected())
             })
             .await
     }

@@ -3,7 +3,6 @@
 //! already holds the database's one write lock.
 
 use portal_runtime::vocab::{StaffId, TrustId};
-use sqlx::sqlite::SqliteQueryResult;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::Backend;
@@ -92,9 +91,5 @@ impl Backend for Sqlite {
             query.build().execute(&mut *conn).await?;
         }
         Ok(())
-    }
-
-    fn rows_affected(done: &SqliteQueryResult) -> u64 {
-        done.rows_affected()
     }
 }

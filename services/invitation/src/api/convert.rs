@@ -15,7 +15,7 @@ use portal_runtime::vocab::{
 
 use crate::domain::{
     AcceptInput, Accepted, CreateInput, Created, Delivery, GrantState, GrantedAccess, Invitation,
-    LinkToken, ListFilter, ListQuery, Org, Page, PageKey, SchoolAccess, SkippedAccess, Status,
+    LinkToken, ListFilter, ListQuery, Page, PageKey, SchoolAccess, SkippedAccess, Status,
     TrustAccess,
 };
 
@@ -275,12 +275,8 @@ impl From<GrantState> for pb::GrantState {
 
 impl From<GrantedAccess> for pb::GrantedAccess {
     fn from(grant: GrantedAccess) -> Self {
-        let kind = match grant.org {
-            Org::Trust(_) => pb::OrganizationKind::Trust,
-            Org::School(_) => pb::OrganizationKind::School,
-        };
         pb::GrantedAccess {
-            organization_kind: kind as i32,
+            organization_kind: grant.org.kind().to_proto(),
             organization_id: grant.org.to_string(),
             product_key: grant.product_key.into(),
             role_key: grant.role_key.into(),
@@ -480,7 +476,7 @@ mod tests {
     fn a_dry_run_answers_without_an_id_and_a_stored_invitation_with_its_own() {
         let invitation = Invitation {
             granted: vec![GrantedAccess {
-                org: Org::School(SchoolId::generate()),
+                org: crate::domain::Org::School(SchoolId::generate()),
                 product_key: ProductKey::from_known("sonar"),
                 role_key: RoleKey::from_known("viewer"),
                 state: GrantState::Pending,

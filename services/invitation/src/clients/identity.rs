@@ -11,14 +11,13 @@ use secrecy::{ExposeSecret, SecretString};
 use tonic::Code;
 
 use portal_proto::identity::v1 as id;
+use portal_runtime::auth::admin::AdminDecision;
 use portal_runtime::client::{AuthedChannel, ClientSettings, authed_channel};
 use portal_runtime::error::{ApiError, Violation, status_reason, status_violations};
 use portal_runtime::vocab::{AccountId, Email, IdSet, InvitationId, SchoolId, StaffId, TrustId};
 
 use super::{Cached, locked, remote};
-use crate::domain::{
-    AcceptInput, Delivery, GrantState, GrantedAccess, Invitation, Org, StaffMember,
-};
+use crate::domain::{AcceptInput, Delivery, GrantState, GrantedAccess, Invitation, StaffMember};
 use crate::error::{Error, Result};
 
 type GrantClient = id::grant_service_client::GrantServiceClient<AuthedChannel>;
@@ -94,22 +93,20 @@ impl Identity {
             })
             .await;
         let decision = match answer {
-            Ok(reply) => id::AdministratorDecision::try_from(reply.into_inner().decision),
+            Ok(reply) => AdminDecision::from(reply.into_inner().decision()),
             // An unknown trust has no administrators; answer as for any non-administrator so
             // the refusal does not tell which trusts exist.
-            Err(status) if status.code() == Code::NotFound => {
-                Ok(id::AdministratorDecision::NotAdministrator)
-            }
+            Err(status) if status.code() == Code::NotFound => AdminDecision::NotAdministrator,
             Err(status) => return Err(remote("identity", status)),
         };
         match decision {
-            Ok(id::AdministratorDecision::Administrator) => {
+            AdminDecision::Administrator => {
                 locked(&self.caches).admins.insert(key, Instant::now());
                 Ok(())
             }
-            Ok(id::AdministratorDecision::SchoolLevelOnly) => Err(Error::SchoolLevelAdministrator),
-            Ok(id::AdministratorDecision::OtherTrust) => Err(Error::OtherTrustAdministrator),
-            _ => Err(Error::NotTrustAdministrator),
+            AdminDecision::SchoolLevelOnly => Err(Error::SchoolLevelAdministrator),
+            AdminDecision::OtherTrust => Err(Error::OtherTrustAdministrator),
+            AdminDecision::NotAdministrator => Err(Error::NotTrustAdministrator),
         }
     }
 
@@ -369,12 +366,8 @@ fn account_id(raw: &str) -> Result<AccountId> {
 
 impl From<&GrantedAccess> for id::GrantSpec {
     fn from(grant: &GrantedAccess) -> Self {
-        let kind = match grant.org {
-            Org::Trust(_) => id::OrganizationKind::Trust,
-            Org::School(_) => id::OrganizationKind::School,
-        };
         id::GrantSpec {
-            organization_kind: kind as i32,
+            organization_kind: grant.org.kind().to_proto(),
             organization_id: grant.org.to_string(),
             product_key: grant.product_key.to_string(),
             role_key: grant.role_key.to_string(),

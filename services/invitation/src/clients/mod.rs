@@ -5,7 +5,8 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tonic::{Code, Status};
+use portal_runtime::client::is_unavailable;
+use tonic::Status;
 
 use crate::error::Error;
 
@@ -23,21 +24,16 @@ const CACHE_TTL: Duration = Duration::from_secs(30);
 /// Maps a failed call to another service: unreachable, overloaded or too slow is UNAVAILABLE
 /// (retry later); anything else is an internal error (logged, not sent).
 fn remote(service: &'static str, status: Status) -> Error {
-    match status.code() {
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted => {
-            Error::Unavailable(format!(
-                "the {service} service did not answer in time; retry later"
-            ))
-        }
-        // A connection refused or reset surfaces as Unknown from the transport.
-        Code::Unknown if status.message().contains("transport") => {
-            Error::Unavailable(format!("the {service} service is unreachable; retry later"))
-        }
-        _ => Error::Internal(anyhow::anyhow!(
+    if is_unavailable(&status) {
+        Error::Unavailable(format!(
+            "the {service} service is unreachable or did not answer in time; retry later"
+        ))
+    } else {
+        Error::Internal(anyhow::anyhow!(
             "{service} answered {:?}: {}",
             status.code(),
             status.message()
-        )),
+        ))
     }
 }
 

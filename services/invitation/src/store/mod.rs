@@ -200,9 +200,6 @@ pub fn open(pool: &DbPool) -> Arc<dyn Store> {
 
 /// What differs between the databases for this service.
 pub trait Backend: Dialect {
-    /// How many rows a statement changed (sqlx names no trait for it).
-    fn rows_affected(result: &Self::QueryResult) -> u64;
-
     /// The usual create in one statement, where the database can say it in one (one round
     /// trip, one commit): the request id and pending checks, and every insert conditional on
     /// both. `None` when it cannot decide alone: then the create runs as a transaction.

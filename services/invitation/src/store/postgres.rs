@@ -1,7 +1,5 @@
 //! What PostgreSQL does its own way: the create in one statement.
 
-use sqlx::postgres::PgQueryResult;
-
 use portal_runtime::clock::to_micros;
 use portal_runtime::db::{AsExecutor as _, Db};
 use portal_runtime::vocab::{AccountId, InvitationId, RequestId, StepId};
@@ -54,10 +52,6 @@ const CREATE: &str = "WITH pending AS (SELECT id, expire_time FROM invitations \
      AND o.done_at IS NULL)";
 
 impl Backend for sqlx::Postgres {
-    fn rows_affected(result: &PgQueryResult) -> u64 {
-        result.rows_affected()
-    }
-
     /// One round trip and one commit for the usual create. `None` when a PENDING invitation
     /// of the person and product has passed its expiry but is not yet swept: the transaction
     /// expires it first.

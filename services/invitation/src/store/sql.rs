@@ -8,7 +8,9 @@ use sqlx::query::Query;
 use sqlx::{ColumnIndex, Database};
 
 use portal_runtime::clock::to_micros;
-use portal_runtime::db::{AsExecutor as _, Column, Db, Text, is_unique_violation};
+use portal_runtime::db::{
+    AsExecutor as _, Column, Db, RowsAffected as _, Text, is_unique_violation,
+};
 use portal_runtime::vocab::{
     AccountId, InvitationId, ProductKey, RequestId, StaffId, StepId, TrustId, truncate,
 };
@@ -588,7 +590,7 @@ where
                 .bind(invitation_id)
                 .execute(conn.exec())
                 .await?;
-                let updated = DB::rows_affected(&updated);
+                let updated = updated.rows_affected();
                 if updated == 0 {
                     return Ok(false);
                 }
@@ -636,7 +638,7 @@ where
                 .bind(id)
                 .execute(conn.exec())
                 .await?;
-                let updated = DB::rows_affected(&updated);
+                let updated = updated.rows_affected();
                 if updated == 0 {
                     return Ok(false);
                 }

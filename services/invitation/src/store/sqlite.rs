@@ -1,17 +1,11 @@
 //! What SQLite does its own way.
 
-use sqlx::sqlite::SqliteQueryResult;
-
 use portal_runtime::db::Db;
 
 use super::{Backend, CreateOutcome, NewInvitation};
 use crate::error::Result;
 
 impl Backend for sqlx::Sqlite {
-    fn rows_affected(result: &SqliteQueryResult) -> u64 {
-        result.rows_affected()
-    }
-
     /// SQLite runs in the process: its create transaction costs no round trips to save.
     async fn create_in_one_statement(
         _db: &Db<Self>,

@@ -192,17 +192,10 @@ fn new_subscription(
         "subscription.organization_id",
         OrganizationId::parse(&s.organization_id),
     );
-    let kind = match pb::OrganizationKind::try_from(s.organization_kind) {
-        Ok(pb::OrganizationKind::Trust) => Some(OrgKind::Trust),
-        Ok(pb::OrganizationKind::School) => Some(OrgKind::School),
-        _ => {
-            violations.add(
-                "subscription.organization_kind",
-                "is required: ORGANIZATION_KIND_TRUST or ORGANIZATION_KIND_SCHOOL",
-            );
-            None
-        }
-    };
+    let kind = violations.take(
+        "subscription.organization_kind",
+        OrgKind::from_proto(s.organization_kind),
+    );
     let product = catalogue_product(
         catalog,
         "subscription.product_key",
@@ -677,14 +670,10 @@ impl From<RoleEquivalence> for pb::RoleEquivalence {
 
 impl From<&Subscription> for pb::Subscription {
     fn from(s: &Subscription) -> Self {
-        let organization_kind = match s.organization_kind {
-            OrgKind::Trust => pb::OrganizationKind::Trust,
-            OrgKind::School => pb::OrganizationKind::School,
-        };
         pb::Subscription {
             id: text(s.id),
             trust_id: text(s.trust_id),
-            organization_kind: organization_kind as i32,
+            organization_kind: s.organization_kind.to_proto(),
             organization_id: text(s.organization_id),
             product_key: s.product_key.as_str().to_owned(),
             status: pb::SubscriptionStatus::from(s.status) as i32,

@@ -9,9 +9,9 @@ use portal_runtime::Principal;
 use portal_runtime::vocab::{AccountId, TrustId};
 
 use super::App;
-use crate::domain::Administration;
 use crate::domain::access::{READERS, WRITERS};
 use crate::error::{Error, Result};
+use portal_runtime::auth::admin::AdminDecision;
 
 /// How long a positive administrator answer is reused: revoking an administrator takes
 /// effect here within this time, and the hot path skips a round trip to identity.
@@ -103,13 +103,13 @@ impl App {
             return Err(Error::UserTokensNotAccepted);
         };
         match identity.administration(trust_id, account_id).await? {
-            Administration::Administrator => {
+            AdminDecision::Administrator => {
                 self.administrators.remember(key, now);
                 Ok(())
             }
-            Administration::SchoolLevelOnly => Err(Error::SchoolLevelAdministrator),
-            Administration::OtherTrust => Err(Error::OtherTrustAdministrator),
-            Administration::None => Err(Error::NotAdministrator),
+            AdminDecision::SchoolLevelOnly => Err(Error::SchoolLevelAdministrator),
+            AdminDecision::OtherTrust => Err(Error::OtherTrustAdministrator),
+            AdminDecision::NotAdministrator => Err(Error::NotAdministrator),
         }
     }
 }

@@ -8,7 +8,6 @@ pub mod eligibility;
 pub mod subscriptions;
 pub mod trust_view;
 
-pub use access::Administration;
 pub use catalogue::{
     Catalog, Product, ProductPage, Role, RoleEquivalence, RoleRef, RoleSelection, Scope,
 };

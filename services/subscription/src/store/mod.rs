@@ -87,9 +87,6 @@ pub trait Backend: Dialect {
     /// The condition "parameter `n`, a list, is empty": an optional list filter left out.
     fn list_is_empty(n: usize) -> String;
 
-    /// How many rows a statement changed.
-    fn rows_affected(result: &Self::QueryResult) -> u64;
-
     /// What a read of many subscriptions selects, given their columns.
     fn select_subscriptions(columns: &str) -> String;
 

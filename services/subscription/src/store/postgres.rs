@@ -1,7 +1,7 @@
 //! What PostgreSQL does differently.
 
 use sqlx::FromRow as _;
-use sqlx::postgres::{PgArguments, PgConnection, PgQueryResult, PgRow, Postgres};
+use sqlx::postgres::{PgArguments, PgConnection, PgRow, Postgres};
 
 use super::Backend;
 use super::rows::SubscriptionRow;
@@ -11,10 +11,6 @@ use crate::error::Result;
 impl Backend for Postgres {
     fn list_is_empty(n: usize) -> String {
         format!("cardinality(${n}::text[]) = 0")
-    }
-
-    fn rows_affected(result: &PgQueryResult) -> u64 {
-        result.rows_affected()
     }
 
     /// PostgreSQL rows decode cheaply; building JSON would cost more.

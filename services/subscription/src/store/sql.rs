@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use portal_runtime::clock::to_micros;
-use portal_runtime::db::{AsExecutor as _, Column, Db, Text, is_unique_violation};
+use portal_runtime::db::{
+    AsExecutor as _, Column, Db, RowsAffected as _, Text, is_unique_violation,
+};
 use portal_runtime::vocab::{ProductKey, SubscriptionId, TrustId};
 use sqlx::ColumnIndex;
 
@@ -289,7 +291,7 @@ where
                     .bind(updated.version - 1)
                     .execute(conn.exec())
                     .await?;
-                if DB::rows_affected(&result) != 1 {
+                if result.rows_affected() != 1 {
                     return Ok(false);
                 }
                 sqlx::query(BUMP_REVISION)

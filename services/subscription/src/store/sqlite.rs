@@ -1,7 +1,7 @@
 //! What SQLite does differently.
 
 use sqlx::Row as _;
-use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection, SqliteQueryResult};
+use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
 
 use super::Backend;
 use super::rows::subscriptions_from_json;
@@ -11,10 +11,6 @@ use crate::error::Result;
 impl Backend for Sqlite {
     fn list_is_empty(n: usize) -> String {
         format!("json_array_length(${n}) = 0")
-    }
-
-    fn rows_affected(result: &SqliteQueryResult) -> u64 {
-        result.rows_affected()
     }
 
     /// Rows cross from SQLite's worker thread one at a time; one JSON value for hundreds of
