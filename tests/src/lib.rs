@@ -327,7 +327,7 @@ async fn database(backend: Backend, dir: &Path, name: &str) -> DatabaseArgs {
             .expect("PORTAL_TEST_DATABASE_URL is set"),
     };
     DatabaseArgs {
-        database_url: url,
+        database_url: url.into(),
         database_max_connections: 8,
     }
 }
@@ -389,7 +389,7 @@ impl Suite {
                 database: subscription_db,
                 tokens: tokens.clone(),
                 identity_url: Some(format!("http://{identity_addr}")),
-                service_token: Some(keys.service_token("subscription")),
+                service_token: Some(keys.service_token("subscription").into()),
                 views: Default::default(),
             },
             clock.clone(),

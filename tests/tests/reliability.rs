@@ -305,7 +305,7 @@ async fn invitation_emails_reach_a_real_smtp_server() {
         return;
     };
     let suite = Suite::start_with(Backend::Sqlite, |config| {
-        config.smtp_url = Some(format!("smtp://127.0.0.1:{}", smtp.port));
+        config.smtp_url = Some(format!("smtp://127.0.0.1:{}", smtp.port).into());
     })
     .await;
     let admin = suite.admin().await;

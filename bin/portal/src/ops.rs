@@ -11,8 +11,9 @@ use portal_proto::identity::v1::staff_service_client::StaffServiceClient;
 use portal_proto::identity::v1::{StaffRecordInput, StreamSyncStaffRequest};
 use portal_runtime::auth::{TokenIssuer, generate_keypair};
 use portal_runtime::client::{ClientSettings, authed_channel};
-use portal_runtime::config::{DatabaseArgs, parse_duration, read_secret};
+use portal_runtime::config::{DatabaseArgs, parse_duration, parse_secret, read_secret};
 use portal_runtime::error::status_violations;
+use secrecy::{ExposeSecret as _, SecretString};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ServiceName {
@@ -136,8 +137,8 @@ pub enum AdminCommand {
         #[arg(long)]
         family_name: String,
         /// The password, or a file holding it.
-        #[arg(long, env = "PORTAL_ADMIN_PASSWORD")]
-        password: String,
+        #[arg(long, env = "PORTAL_ADMIN_PASSWORD", value_parser = parse_secret)]
+        password: SecretString,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -161,7 +162,7 @@ pub async fn admin(command: AdminCommand) -> anyhow::Result<()> {
                 &email,
                 &given_name,
                 &family_name,
-                &password,
+                password.expose_secret(),
             )
             .await?;
             println!("account {account_id} is Portal Account Owner of trust {trust}");
@@ -188,8 +189,8 @@ pub enum StaffCommand {
         )]
         identity_url: String,
         /// A `mis-sync` or `operator` service token, or a file holding it.
-        #[arg(long, env = "PORTAL_TOKEN")]
-        token: String,
+        #[arg(long, env = "PORTAL_TOKEN", value_parser = parse_secret)]
+        token: SecretString,
         /// Records per streamed message.
         #[arg(long, default_value_t = 2000)]
         chunk_size: usize,
@@ -237,7 +238,7 @@ pub async fn staff(command: StaffCommand) -> anyhow::Result<()> {
 
     let mut settings = ClientSettings::new(identity_url);
     settings.call_timeout = Duration::from_secs(600);
-    let channel = authed_channel(&settings, &read_secret(&token)?)?;
+    let channel = authed_channel(&settings, read_secret(&token)?.expose_secret())?;
     let mut client = StaffServiceClient::new(channel);
 
     let chunk_size = chunk_size.max(1);

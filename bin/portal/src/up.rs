@@ -10,6 +10,7 @@ use portal_runtime::clock;
 use portal_runtime::config::DatabaseArgs;
 use portal_runtime::demo;
 use portal_runtime::server::Shutdown;
+use secrecy::ExposeSecret as _;
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -43,7 +44,7 @@ fn service_config<C: Args>(flags: Vec<String>) -> anyhow::Result<C> {
 
 fn database(data_dir: &Path, name: &str) -> DatabaseArgs {
     DatabaseArgs {
-        database_url: format!("sqlite:{}", data_dir.join(format!("{name}.db")).display()),
+        database_url: format!("sqlite:{}", data_dir.join(format!("{name}.db")).display()).into(),
         database_max_connections: 8,
     }
 }
@@ -92,7 +93,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             "--listen".to_string(),
             addr(port).to_string(),
             "--database-url".into(),
-            db.database_url.clone(),
+            db.database_url.expose_secret().to_string(),
             "--token-public-keys".into(),
             public_key.display().to_string(),
         ]

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret as _, SecretString};
+
 use crate::auth::TokenVerifier;
 use crate::db::{DbPool, DbSettings, Migrations};
 
@@ -82,9 +84,9 @@ impl ServerArgs {
 /// Where a service keeps its data.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseArgs {
-    /// `sqlite:PATH` or `postgres://user@host/db`.
-    #[arg(long, env = "PORTAL_DATABASE_URL")]
-    pub database_url: String,
+    /// `sqlite:PATH` or `postgres://user@host/db` (it may carry a password: held as a secret).
+    #[arg(long, env = "PORTAL_DATABASE_URL", value_parser = parse_secret)]
+    pub database_url: SecretString,
 
     /// Largest number of pooled connections.
     #[arg(long, env = "PORTAL_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
@@ -92,10 +94,18 @@ pub struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
+    /// `url` with the default pool size.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            database_url: SecretString::from(url.into()),
+            database_max_connections: 16,
+        }
+    }
+
     pub fn settings(&self) -> DbSettings {
         DbSettings {
             max_connections: self.database_max_connections,
-            ..DbSettings::new(&self.database_url)
+            ..DbSettings::new(self.database_url.expose_secret())
         }
     }
 
@@ -136,19 +146,49 @@ impl TokenArgs {
     }
 }
 
+/// The value of a flag that holds a secret, kept out of `Debug` output (a clap value parser).
+pub fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value))
+}
+
 /// Reads a secret from a file path or, when it does not name a file, takes it as the value.
-pub fn read_secret(value: &str) -> anyhow::Result<String> {
+pub fn read_secret(value: &SecretString) -> anyhow::Result<SecretString> {
+    let value = value.expose_secret();
     let path = std::path::Path::new(value);
     if path.is_file() {
-        Ok(std::fs::read_to_string(path)?.trim().to_string())
+        Ok(SecretString::from(std::fs::read_to_string(path)?.trim()))
     } else {
-        Ok(value.trim().to_string())
+        Ok(SecretString::from(value.trim()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_url_with_a_password_is_not_printed() {
+        let args = DatabaseArgs::new("postgres://portal:hunter22@db/portal");
+        assert!(!format!("{args:?}").contains("hunter22"));
+        assert_eq!(
+            args.settings().url.expose_secret(),
+            "postgres://portal:hunter22@db/portal"
+        );
+    }
+
+    #[test]
+    fn a_secret_is_read_from_the_file_it_names_or_taken_as_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-the-file\n").unwrap();
+        let named = SecretString::from(file.display().to_string());
+        assert_eq!(
+            read_secret(&named).unwrap().expose_secret(),
+            "from-the-file"
+        );
+        let given = SecretString::from(" literal ");
+        assert_eq!(read_secret(&given).unwrap().expose_secret(), "literal");
+    }
 
     #[test]
     fn durations_parse_in_every_unit() {

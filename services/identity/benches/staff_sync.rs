@@ -77,7 +77,7 @@ async fn bench(url: String) -> anyhow::Result<()> {
             ..ServerArgs::local("127.0.0.1:0".parse()?)
         },
         database: DatabaseArgs {
-            database_url: url,
+            database_url: url.into(),
             database_max_connections: 8,
         },
         tokens: TokenArgs {

@@ -248,7 +248,7 @@ async fn health_is_not_serving_until_the_database_is_migrated() {
     let db_path = dir.path().join("data").join("identity.db");
     std::fs::create_dir_all(&db_path).expect("blocker");
     let database = DatabaseArgs {
-        database_url: format!("sqlite:{}", db_path.display()),
+        database_url: format!("sqlite:{}", db_path.display()).into(),
         database_max_connections: 4,
     };
     let app = Application::build(

@@ -27,7 +27,7 @@ struct Ctx {
 
 async fn ctx_for(url: String, dir: tempfile::TempDir) -> Ctx {
     let database = DatabaseArgs {
-        database_url: url,
+        database_url: url.into(),
         database_max_connections: 8,
     };
     let pool = DbPool::connect_lazy(&database.settings()).expect("pool");

@@ -115,7 +115,7 @@ async fn analyze_schemas(base: &str) {
 
 fn database(url: String) -> DatabaseArgs {
     DatabaseArgs {
-        database_url: url,
+        database_url: url.into(),
         database_max_connections: 16,
     }
 }
@@ -284,7 +284,7 @@ async fn main() {
             database: subscription_db,
             tokens: tokens.clone(),
             identity_url: Some(format!("http://{identity_addr}")),
-            service_token: Some(keys.service_token("subscription")),
+            service_token: Some(keys.service_token("subscription").into()),
             views: Default::default(),
         },
         clock.clone(),

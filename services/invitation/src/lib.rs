@@ -30,7 +30,9 @@ use portal_runtime::Principal;
 use portal_runtime::auth::{TokenVerifier, callers};
 use portal_runtime::client::ClientSettings;
 use portal_runtime::clock::SharedClock;
-use portal_runtime::config::{DatabaseArgs, ServerArgs, TokenArgs, parse_duration, read_secret};
+use portal_runtime::config::{
+    DatabaseArgs, ServerArgs, TokenArgs, parse_duration, parse_secret, read_secret,
+};
 use portal_runtime::db::{DbPool, Migrations};
 use portal_runtime::metrics::Metrics;
 use portal_runtime::server::{Bound, ServiceSpec, Shutdown, serve_with_metrics};
@@ -61,7 +63,7 @@ pub const PUBLIC_METHODS: [&str; 2] = [
 ];
 
 /// Flags and PORTAL_* env vars of the invitation service.
-#[derive(Clone, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     #[command(flatten)]
     pub server: ServerArgs,
@@ -80,7 +82,7 @@ pub struct Config {
 
     /// This service's own bearer token (an `invitation` service token): a file path, or the
     /// token itself.
-    #[arg(long, env = "PORTAL_SERVICE_TOKEN", value_parser = secret)]
+    #[arg(long, env = "PORTAL_SERVICE_TOKEN", value_parser = parse_secret)]
     pub service_token: SecretString,
 
     /// Address of the page that accepts invitations; the link is `<base>?token=<token>`.
@@ -96,9 +98,9 @@ pub struct Config {
     pub invitation_ttl: Duration,
 
     /// SMTP relay for invitation emails (`smtp://host:port`); takes precedence over
-    /// --mail-dir.
-    #[arg(long, env = "PORTAL_SMTP_URL")]
-    pub smtp_url: Option<String>,
+    /// --mail-dir. It may carry credentials: held as a secret.
+    #[arg(long, env = "PORTAL_SMTP_URL", value_parser = parse_secret)]
+    pub smtp_url: Option<SecretString>,
 
     /// Sender of invitation emails.
     #[arg(
@@ -120,31 +122,6 @@ pub struct Config {
     /// Deadline of each call to identity and subscription.
     #[arg(long, env = "PORTAL_CALL_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
     pub call_timeout: Duration,
-}
-
-fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
-    Ok(value.into())
-}
-
-// The SMTP URL may carry credentials: it stays out of logs (the token cannot show).
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("server", &self.server)
-            .field("database", &"…")
-            .field("tokens", &self.tokens)
-            .field("identity_url", &self.identity_url)
-            .field("subscription_url", &self.subscription_url)
-            .field("service_token", &self.service_token)
-            .field("link_base_url", &self.link_base_url)
-            .field("invitation_ttl", &self.invitation_ttl)
-            .field("smtp_url", &self.smtp_url.as_ref().map(|_| "<set>"))
-            .field("mail_from", &self.mail_from)
-            .field("mail_dir", &self.mail_dir)
-            .field("worker_interval", &self.worker_interval)
-            .field("call_timeout", &self.call_timeout)
-            .finish()
-    }
 }
 
 impl Config {
@@ -176,10 +153,9 @@ impl Config {
 
     /// This service's token, read and checked: it must be an `invitation` service token.
     fn own_token(&self, verifier: &TokenVerifier) -> anyhow::Result<SecretString> {
-        let token =
-            read_secret(self.service_token.expose_secret()).context("reading the service token")?;
-        match verifier.verify(&token) {
-            Ok(Principal::Service { name }) if name == callers::INVITATION => Ok(token.into()),
+        let token = read_secret(&self.service_token).context("reading the service token")?;
+        match verifier.verify(token.expose_secret()) {
+            Ok(Principal::Service { name }) if name == callers::INVITATION => Ok(token),
             Ok(_) => anyhow::bail!("the service token must be an `invitation` service token"),
             Err(error) => anyhow::bail!("the service token is not valid: {error}"),
         }
@@ -213,7 +189,8 @@ impl Application {
         let token = config.own_token(&verifier)?;
         let identity = Identity::new(&config.client(&config.identity_url), &token)?;
         let subscription = Subscription::new(&config.client(&config.subscription_url), &token)?;
-        let sink = Sink::choose(config.smtp_url.as_deref(), config.mail_dir.as_deref())?;
+        let smtp_url = config.smtp_url.as_ref().map(|url| url.expose_secret());
+        let sink = Sink::choose(smtp_url, config.mail_dir.as_deref())?;
         let mailer = Mailer::new(&config.mail_from, sink)?;
         let pool = DbPool::connect_lazy(&config.database.settings())?;
         let store = store::open(&pool);
@@ -303,4 +280,28 @@ impl Application {
 /// Applies the migrations and exits (`portal migrate`).
 pub async fn migrate(database: &DatabaseArgs) -> anyhow::Result<()> {
     database.migrate(&MIGRATIONS).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_configuration_prints_no_secret() {
+        let mut config = Config::new(
+            ServerArgs::local("127.0.0.1:0".parse().unwrap()),
+            DatabaseArgs::new("postgres://portal:db-password@db/portal"),
+            TokenArgs {
+                token_public_keys: vec!["keys/token.pub.pem".into()],
+            },
+            "http://identity:50051".into(),
+            "http://subscription:50052".into(),
+            "the-service-token".into(),
+        );
+        config.smtp_url = Some("smtp://mailer:relay-password@relay:587".into());
+        let printed = format!("{config:?}");
+        for secret in ["db-password", "the-service-token", "relay-password"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+    }
 }

@@ -31,7 +31,7 @@ async fn config(dir: &std::path::Path, keys: &TestKeys, database_url: String) ->
     let mut config = Config::new(
         ServerArgs::local("127.0.0.1:0".parse().unwrap()),
         DatabaseArgs {
-            database_url,
+            database_url: database_url.into(),
             database_max_connections: 4,
         },
         TokenArgs {

@@ -299,7 +299,7 @@ async fn main() -> anyhow::Result<()> {
         ),
     };
     let database = DatabaseArgs {
-        database_url: url,
+        database_url: url.into(),
         database_max_connections: 16,
     };
     add_extra_product(&database).await?;

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use portal_runtime::SharedClock;
 use portal_runtime::TokenVerifier;
-use portal_runtime::config::{DatabaseArgs, ServerArgs, TokenArgs, read_secret};
+use portal_runtime::config::{DatabaseArgs, ServerArgs, TokenArgs, parse_secret, read_secret};
 use portal_runtime::db::{DbPool, Migrations};
 use portal_runtime::server::{Bound, ServiceSpec, Shutdown, serve};
 use secrecy::SecretString;
@@ -60,8 +60,8 @@ pub struct Config {
     #[arg(long, env = "PORTAL_IDENTITY_URL")]
     pub identity_url: Option<String>,
     /// This service's own token for calling identity: a file path, or the token itself.
-    #[arg(long, env = "PORTAL_SERVICE_TOKEN", hide_env_values = true)]
-    pub service_token: Option<String>,
+    #[arg(long, env = "PORTAL_SERVICE_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub service_token: Option<SecretString>,
     #[command(flatten)]
     pub views: ViewArgs,
 }
@@ -83,7 +83,7 @@ impl Application {
         let identity = match (&config.identity_url, &config.service_token) {
             (Some(url), Some(token)) => {
                 let token = read_secret(token).context("reading the service token")?;
-                Some(Identity::new(url, &SecretString::from(token))?)
+                Some(Identity::new(url, &token)?)
             }
             (None, None) => None,
             _ => anyhow::bail!(

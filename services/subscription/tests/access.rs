@@ -194,7 +194,7 @@ async fn an_identity_url_without_a_service_token_is_a_configuration_error() {
     let config = portal_subscription::Config {
         server: portal_runtime::config::ServerArgs::local("127.0.0.1:0".parse().unwrap()),
         database: portal_runtime::config::DatabaseArgs {
-            database_url: portal_runtime::db::testing::sqlite_url(dir.path()),
+            database_url: portal_runtime::db::testing::sqlite_url(dir.path()).into(),
             database_max_connections: 2,
         },
         tokens: portal_runtime::config::TokenArgs {

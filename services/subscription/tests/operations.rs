@@ -5,6 +5,7 @@ use clap::Parser;
 use portal_runtime::config::DatabaseArgs;
 use portal_runtime::db::testing::{postgres_url, sqlite_url};
 use portal_subscription::Config;
+use secrecy::ExposeSecret as _;
 
 #[derive(Debug, Parser)]
 struct Cli {
@@ -33,7 +34,10 @@ fn the_identity_url_and_service_token_are_flags() {
         Some("http://identity:50051")
     );
     assert_eq!(
-        cli.config.service_token.as_deref(),
+        cli.config
+            .service_token
+            .as_ref()
+            .map(|token| token.expose_secret()),
         Some("/run/secrets/service-token")
     );
     assert_eq!(cli.config.tokens.token_public_keys.len(), 2);
@@ -50,7 +54,7 @@ fn identity_is_optional() {
     ])
     .unwrap();
     assert_eq!(cli.config.identity_url, None);
-    assert_eq!(cli.config.service_token, None);
+    assert!(cli.config.service_token.is_none());
 }
 
 async fn database(dir: &tempfile::TempDir) -> DatabaseArgs {
@@ -58,7 +62,8 @@ async fn database(dir: &tempfile::TempDir) -> DatabaseArgs {
         database_url: match postgres_url().await {
             Some(url) => url,
             None => sqlite_url(dir.path()),
-        },
+        }
+        .into(),
         database_max_connections: 2,
     }
 }

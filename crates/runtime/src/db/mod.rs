@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use secrecy::{ExposeSecret as _, SecretString};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -42,7 +43,8 @@ pub struct Migrations {
 /// How to reach the database.
 #[derive(Debug, Clone)]
 pub struct DbSettings {
-    pub url: String,
+    /// May carry a password: held as a secret.
+    pub url: SecretString,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
 }
@@ -50,7 +52,7 @@ pub struct DbSettings {
 impl DbSettings {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
-            url: url.into(),
+            url: SecretString::from(url.into()),
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
         }
@@ -61,7 +63,7 @@ impl DbPool {
     /// Builds the pool without connecting, so a server can start (and report NOT_SERVING)
     /// before its database is reachable.
     pub fn connect_lazy(settings: &DbSettings) -> anyhow::Result<Self> {
-        let url = settings.url.as_str();
+        let url = settings.url.expose_secret();
         if url.starts_with("sqlite:") {
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             let options = SqliteConnectOptions::from_str(url)

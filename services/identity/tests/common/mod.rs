@@ -45,14 +45,14 @@ pub async fn database(dir: &std::path::Path) -> (DatabaseArgs, &'static str) {
     match portal_runtime::db::testing::postgres_url().await {
         Some(url) => (
             DatabaseArgs {
-                database_url: url,
+                database_url: url.into(),
                 database_max_connections: 8,
             },
             "postgres",
         ),
         None => (
             DatabaseArgs {
-                database_url: portal_runtime::db::testing::sqlite_url(dir),
+                database_url: portal_runtime::db::testing::sqlite_url(dir).into(),
                 database_max_connections: 8,
             },
             "sqlite",

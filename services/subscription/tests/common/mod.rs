@@ -192,7 +192,7 @@ impl Harness {
             None => sqlite_url(dir.path()),
         };
         let database = DatabaseArgs {
-            database_url: url,
+            database_url: url.into(),
             database_max_connections: 8,
         };
         let service_token = keys.service_token("subscription");
@@ -220,7 +220,7 @@ impl Harness {
             },
             service_token: identity_url
                 .as_ref()
-                .map(|_| token_file.display().to_string()),
+                .map(|_| token_file.display().to_string().into()),
             identity_url,
             views: Default::default(),
         };
