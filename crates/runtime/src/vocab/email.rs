@@ -2,17 +2,20 @@
 
 use std::fmt;
 
-use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
-use sqlx::{Database, Decode, Encode, Type};
+
+use super::checked::{Checked, Rule};
 
 /// An email address, normalised (trimmed, lower-cased). Two addresses are the same person only
 /// when their normalised forms are equal (rule R12).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Email(String);
+pub type Email = Checked<Address>;
 
-impl Email {
-    pub fn parse(raw: &str) -> Result<Self, String> {
+/// The rule of an [`Email`].
+#[derive(Debug)]
+pub enum Address {}
+
+impl Rule for Address {
+    fn check(raw: &str) -> Result<String, String> {
         let email = raw.trim().to_lowercase();
         if email.is_empty() {
             return Err("is required".into());
@@ -39,62 +42,18 @@ impl Email {
         if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err("is not an email address (contains spaces)".into());
         }
-        Ok(Self(email))
+        Ok(email)
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// A stored address was normalised when written; one that no longer passes is corrupt.
+    fn stored(text: String) -> Result<String, BoxDynError> {
+        Self::check(&text).map_err(|_| "a stored email address is not valid".into())
     }
 
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-// Emails stay out of logs: Debug shows only the domain.
-impl fmt::Debug for Email {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let domain = self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    /// Emails stay out of logs: only the domain is shown.
+    fn debug(text: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let domain = text.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
         write!(f, "Email(***@{domain})")
-    }
-}
-
-impl From<Email> for String {
-    fn from(email: Email) -> Self {
-        email.0
-    }
-}
-
-impl<DB: Database> Type<DB> for Email
-where
-    String: Type<DB>,
-{
-    fn type_info() -> DB::TypeInfo {
-        <String as Type<DB>>::type_info()
-    }
-
-    fn compatible(ty: &DB::TypeInfo) -> bool {
-        <String as Type<DB>>::compatible(ty)
-    }
-}
-
-impl<'q, DB: Database> Encode<'q, DB> for Email
-where
-    String: Encode<'q, DB>,
-{
-    fn encode_by_ref(&self, buf: &mut DB::ArgumentBuffer<'q>) -> Result<IsNull, BoxDynError> {
-        self.0.clone().encode(buf)
-    }
-}
-
-/// A stored address was normalised when written; one that no longer parses is corrupt.
-impl<'r, DB: Database> Decode<'r, DB> for Email
-where
-    String: Decode<'r, DB>,
-{
-    fn decode(value: DB::ValueRef<'r>) -> Result<Self, BoxDynError> {
-        let text = <String as Decode<'r, DB>>::decode(value)?;
-        Email::parse(&text).map_err(|_| "a stored email address is not valid".into())
     }
 }
 

@@ -1,221 +1,56 @@
-//! Typed catalogue keys: product and role keys, parsed once at the edge.
+//! Catalogue keys: product and role keys.
 
-use std::borrow::Borrow;
-use std::fmt;
-use std::hash::{Hash, Hasher};
-use std::marker::PhantomData;
-
-use sqlx::encode::IsNull;
-use sqlx::error::BoxDynError;
-use sqlx::{Database, Decode, Encode, Type};
-
+use super::checked::{Checked, Rule};
 use super::text::truncate;
 
 /// The longest catalogue key.
 pub const MAX_KEY_LEN: usize = 64;
 
-/// What a [`Key`] names. Markers only: never constructed.
-pub mod kind {
-    #[derive(Debug)]
-    pub enum Product {}
-    #[derive(Debug)]
-    pub enum Role {}
-}
-
 /// A catalogue product (`portal`, `websites-cms`).
-pub type ProductKey = Key<kind::Product>;
+pub type ProductKey = Checked<Product>;
 /// A role of a product (`account-owner`, `writer`).
-pub type RoleKey = Key<kind::Role>;
+pub type RoleKey = Checked<Role>;
 
-/// A catalogue key: a lower-case letter, then lower-case letters, digits and dashes, at most
-/// [`MAX_KEY_LEN`] characters.
-pub struct Key<K> {
-    text: String,
-    kind: PhantomData<fn() -> K>,
-}
+/// The rule of a [`ProductKey`].
+#[derive(Debug)]
+pub enum Product {}
 
-impl<K> Key<K> {
-    /// Parses a caller's key (surrounding blanks ignored); the error says what is wrong, for
-    /// a field violation.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let key = raw.trim();
-        if key.is_empty() {
-            return Err("is required".into());
-        }
-        let well_formed = key.len() <= MAX_KEY_LEN
-            && key.starts_with(|c: char| c.is_ascii_lowercase())
-            && key
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !well_formed {
-            return Err(format!(
-                "`{}` is not a {} key (lower-case letters, digits and dashes, at most \
-                 {MAX_KEY_LEN})",
-                truncate(key, MAX_KEY_LEN),
-                noun::<K>(),
-            ));
-        }
-        Ok(Self::from_known(key))
-    }
+/// The rule of a [`RoleKey`].
+#[derive(Debug)]
+pub enum Role {}
 
-    /// A key the suite itself names (the catalogue's own keys, constants of its rules).
-    pub fn from_known(key: &str) -> Self {
-        Self {
-            text: key.to_string(),
-            kind: PhantomData,
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    pub fn into_string(self) -> String {
-        self.text
+impl Rule for Product {
+    fn check(raw: &str) -> Result<String, String> {
+        check_key(raw, "product")
     }
 }
 
-/// `product` or `role`, for messages.
-fn noun<K>() -> String {
-    std::any::type_name::<K>()
-        .rsplit("::")
-        .next()
-        .unwrap_or("catalogue")
-        .to_lowercase()
-}
-
-impl<K> Clone for Key<K> {
-    fn clone(&self) -> Self {
-        Self::from_known(&self.text)
+impl Rule for Role {
+    fn check(raw: &str) -> Result<String, String> {
+        check_key(raw, "role")
     }
 }
 
-impl<K> PartialEq for Key<K> {
-    fn eq(&self, other: &Self) -> bool {
-        self.text == other.text
+/// A lower-case letter, then lower-case letters, digits and dashes, at most [`MAX_KEY_LEN`]
+/// characters; surrounding blanks ignored.
+fn check_key(raw: &str, noun: &str) -> Result<String, String> {
+    let key = raw.trim();
+    if key.is_empty() {
+        return Err("is required".into());
     }
-}
-
-impl<K> Eq for Key<K> {}
-
-impl<K> PartialOrd for Key<K> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
+    let well_formed = key.len() <= MAX_KEY_LEN
+        && key.starts_with(|c: char| c.is_ascii_lowercase())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !well_formed {
+        return Err(format!(
+            "`{}` is not a {noun} key (lower-case letters, digits and dashes, at most \
+             {MAX_KEY_LEN})",
+            truncate(key, MAX_KEY_LEN),
+        ));
     }
-}
-
-impl<K> Ord for Key<K> {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.text.cmp(&other.text)
-    }
-}
-
-impl<K> Hash for Key<K> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.text.hash(state);
-    }
-}
-
-/// Maps keyed by a key can be looked up with a `&str`.
-impl<K> Borrow<str> for Key<K> {
-    fn borrow(&self) -> &str {
-        &self.text
-    }
-}
-
-impl<K> AsRef<str> for Key<K> {
-    fn as_ref(&self) -> &str {
-        &self.text
-    }
-}
-
-impl<K> PartialEq<str> for Key<K> {
-    fn eq(&self, other: &str) -> bool {
-        self.text == other
-    }
-}
-
-impl<K> PartialEq<&str> for Key<K> {
-    fn eq(&self, other: &&str) -> bool {
-        self.text == *other
-    }
-}
-
-impl<K> fmt::Display for Key<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-impl<K> fmt::Debug for Key<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.text, f)
-    }
-}
-
-impl<K> From<Key<K>> for String {
-    fn from(key: Key<K>) -> Self {
-        key.text
-    }
-}
-
-impl<K> serde::Serialize for Key<K> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.text)
-    }
-}
-
-impl<'de, K> serde::Deserialize<'de> for Key<K> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-impl<K, DB: Database> Type<DB> for Key<K>
-where
-    String: Type<DB>,
-{
-    fn type_info() -> DB::TypeInfo {
-        <String as Type<DB>>::type_info()
-    }
-
-    fn compatible(ty: &DB::TypeInfo) -> bool {
-        <String as Type<DB>>::compatible(ty)
-    }
-}
-
-impl<'q, K, DB: Database> Encode<'q, DB> for Key<K>
-where
-    String: Encode<'q, DB>,
-{
-    fn encode_by_ref(&self, buf: &mut DB::ArgumentBuffer<'q>) -> Result<IsNull, BoxDynError> {
-        self.text.clone().encode(buf)
-    }
-}
-
-/// Stored keys are the suite's own: read as they are.
-impl<'r, K, DB: Database> Decode<'r, DB> for Key<K>
-where
-    String: Decode<'r, DB>,
-{
-    fn decode(value: DB::ValueRef<'r>) -> Result<Self, BoxDynError> {
-        let text = <String as Decode<'r, DB>>::decode(value)?;
-        Ok(Self {
-            text,
-            kind: PhantomData,
-        })
-    }
-}
-
-impl<K> sqlx::postgres::PgHasArrayType for Key<K> {
-    fn array_type_info() -> sqlx::postgres::PgTypeInfo {
-        <String as sqlx::postgres::PgHasArrayType>::array_type_info()
-    }
-
-    fn array_compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
-        <String as sqlx::postgres::PgHasArrayType>::array_compatible(ty)
-    }
+    Ok(key.to_string())
 }
 
 #[cfg(test)]
@@ -238,5 +73,19 @@ mod tests {
         let mut map = std::collections::HashMap::new();
         map.insert(ProductKey::from_known("portal"), 1);
         assert_eq!(map.get("portal"), Some(&1));
+    }
+
+    #[tokio::test]
+    async fn keys_round_trip_through_a_text_column() {
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let key = RoleKey::from_known("full-edit");
+        let back: RoleKey = sqlx::query_scalar("SELECT $1")
+            .bind(key.clone())
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(back, key);
     }
 }
