@@ -263,7 +263,7 @@ mod tests {
     const DEMO_TRUST: &str = "7f3c2a10-0000-4000-8000-000000000001";
 
     #[test]
-    fn every_uuid_spelling_parses_to_the_one_canonical_id() {
+    fn ids_must_be_uuids_and_every_spelling_parses_to_the_one_canonical_id() {
         for spelling in [
             "7F3C2A10-0000-4000-8000-000000000001",
             " 7f3c2a10-0000-4000-8000-000000000001 ",

@@ -26,3 +26,25 @@ impl std::hash::Hasher for IdHasher {
 pub type IdMap<V> = std::collections::HashMap<u128, V, std::hash::BuildHasherDefault<IdHasher>>;
 /// A set of id values.
 pub type IdSet = std::collections::HashSet<u128, std::hash::BuildHasherDefault<IdHasher>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocab::TrustId;
+
+    #[test]
+    fn an_id_key_is_its_uuid_value_whatever_the_case() {
+        let upper = TrustId::parse(" 7F3C2A10-0000-4000-8000-000000000001").unwrap();
+        let lower = TrustId::parse("7f3c2a10-0000-4000-8000-000000000001").unwrap();
+        assert_eq!(upper.as_u128(), lower.as_u128());
+        assert_eq!(upper.to_string(), "7f3c2a10-0000-4000-8000-000000000001");
+        let other = TrustId::parse("7f3c2a10-0000-4000-8000-000000000002").unwrap();
+        assert_ne!(other.as_u128(), lower.as_u128());
+        let mut map = IdMap::default();
+        map.insert(upper.as_u128(), "trust");
+        assert_eq!(map.get(&lower.as_u128()), Some(&"trust"));
+        let mut set = IdSet::default();
+        assert!(set.insert(lower.as_u128()));
+        assert!(!set.insert(upper.as_u128()));
+    }
+}
