@@ -326,10 +326,7 @@ async fn database(backend: Backend, dir: &Path, name: &str) -> DatabaseArgs {
             .await
             .expect("PORTAL_TEST_DATABASE_URL is set"),
     };
-    DatabaseArgs {
-        database_url: url.into(),
-        database_max_connections: 8,
-    }
+    DatabaseArgs::with_max_connections(url, 8)
 }
 
 fn local() -> ServerArgs {
@@ -390,6 +387,7 @@ impl Suite {
                 tokens: tokens.clone(),
                 identity_url: Some(format!("http://{identity_addr}")),
                 service_token: Some(keys.service_token("subscription").into()),
+                service_token_file: None,
                 views: Default::default(),
             },
             clock.clone(),

@@ -26,6 +26,7 @@ async fn start(service: &str, dir: &Path, envs: &[(&str, String)]) -> Started {
     let mut child = Command::new(PORTAL)
         .arg(service)
         .env("PORTAL_LISTEN_ADDR", "127.0.0.1:0")
+        .env("PORTAL_MIGRATE", "true")
         .env(
             "PORTAL_DATABASE_URL",
             format!("sqlite:{}", dir.join(format!("{service}.db")).display()),

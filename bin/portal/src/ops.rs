@@ -11,7 +11,9 @@ use portal_proto::identity::v1::staff_service_client::StaffServiceClient;
 use portal_proto::identity::v1::{StaffRecordInput, StreamSyncStaffRequest};
 use portal_runtime::auth::{TokenIssuer, generate_keypair};
 use portal_runtime::client::{ClientSettings, authed_channel};
-use portal_runtime::config::{DatabaseArgs, parse_duration, parse_secret, read_secret};
+use portal_runtime::config::{
+    DatabaseArgs, parse_duration, parse_secret, read_secret_file, secret_from,
+};
 use portal_runtime::error::status_violations;
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -136,9 +138,19 @@ pub enum AdminCommand {
         given_name: String,
         #[arg(long)]
         family_name: String,
-        /// The password, or a file holding it.
-        #[arg(long, env = "PORTAL_ADMIN_PASSWORD", value_parser = parse_secret)]
-        password: SecretString,
+        /// The password (never shown by --help).
+        #[arg(
+            long,
+            env = "PORTAL_ADMIN_PASSWORD",
+            hide_env_values = true,
+            value_parser = parse_secret,
+            required_unless_present = "password_file",
+            conflicts_with = "password_file"
+        )]
+        password: Option<SecretString>,
+        /// A file holding the password; a missing file is an error.
+        #[arg(long, env = "PORTAL_ADMIN_PASSWORD_FILE", value_name = "PATH", value_parser = read_secret_file)]
+        password_file: Option<SecretString>,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -152,10 +164,12 @@ pub async fn admin(command: AdminCommand) -> anyhow::Result<()> {
             given_name,
             family_name,
             password,
+            password_file,
             database,
         } => {
+            let password = secret_from(password.as_ref(), password_file.as_ref())
+                .context("no password: set --password or --password-file")?;
             portal_identity::migrate(&database).await?;
-            let password = read_secret(&password)?;
             let account_id = portal_identity::bootstrap_admin(
                 &database,
                 &trust,
@@ -188,9 +202,19 @@ pub enum StaffCommand {
             default_value = "http://127.0.0.1:50051"
         )]
         identity_url: String,
-        /// A `mis-sync` or `operator` service token, or a file holding it.
-        #[arg(long, env = "PORTAL_TOKEN", value_parser = parse_secret)]
-        token: SecretString,
+        /// A `mis-sync` or `operator` service token (never shown by --help).
+        #[arg(
+            long,
+            env = "PORTAL_TOKEN",
+            hide_env_values = true,
+            value_parser = parse_secret,
+            required_unless_present = "token_file",
+            conflicts_with = "token_file"
+        )]
+        token: Option<SecretString>,
+        /// A file holding that token; a missing file is an error.
+        #[arg(long, env = "PORTAL_TOKEN_FILE", value_name = "PATH", value_parser = read_secret_file)]
+        token_file: Option<SecretString>,
         /// Records per streamed message.
         #[arg(long, default_value_t = 2000)]
         chunk_size: usize,
@@ -213,8 +237,11 @@ pub async fn staff(command: StaffCommand) -> anyhow::Result<()> {
         file,
         identity_url,
         token,
+        token_file,
         chunk_size,
     } = command;
+    let token = secret_from(token.as_ref(), token_file.as_ref())
+        .context("no token: set --token or --token-file")?;
     let mut reader =
         csv::Reader::from_path(&file).with_context(|| format!("opening {}", file.display()))?;
     let mut records = Vec::new();
@@ -238,7 +265,7 @@ pub async fn staff(command: StaffCommand) -> anyhow::Result<()> {
 
     let mut settings = ClientSettings::new(identity_url);
     settings.call_timeout = Duration::from_secs(600);
-    let channel = authed_channel(&settings, read_secret(&token)?.expose_secret())?;
+    let channel = authed_channel(&settings, token.expose_secret())?;
     let mut client = StaffServiceClient::new(channel);
 
     let chunk_size = chunk_size.max(1);

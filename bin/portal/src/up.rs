@@ -43,10 +43,10 @@ fn service_config<C: Args>(flags: Vec<String>) -> anyhow::Result<C> {
 }
 
 fn database(data_dir: &Path, name: &str) -> DatabaseArgs {
-    DatabaseArgs {
-        database_url: format!("sqlite:{}", data_dir.join(format!("{name}.db")).display()).into(),
-        database_max_connections: 8,
-    }
+    DatabaseArgs::with_max_connections(
+        format!("sqlite:{}", data_dir.join(format!("{name}.db")).display()),
+        8,
+    )
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -93,7 +93,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             "--listen".to_string(),
             addr(port).to_string(),
             "--database-url".into(),
-            db.database_url.expose_secret().to_string(),
+            db.url()
+                .map(|url| url.expose_secret().to_string())
+                .unwrap_or_default(),
             "--token-public-keys".into(),
             public_key.display().to_string(),
         ]

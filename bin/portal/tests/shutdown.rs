@@ -16,6 +16,7 @@ fn start_identity(dir: &std::path::Path, keys: &TestKeys) -> (std::process::Chil
     let mut child = Command::new(PORTAL)
         .arg("identity")
         .env("PORTAL_LISTEN_ADDR", "127.0.0.1:0")
+        .env("PORTAL_MIGRATE", "true")
         .env(
             "PORTAL_DATABASE_URL",
             format!("sqlite:{}", dir.join("identity.db").display()),

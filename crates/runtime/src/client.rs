@@ -105,11 +105,20 @@ pub fn channel(settings: &ClientSettings) -> anyhow::Result<Channel> {
 /// How often a service host name is resolved again.
 pub const DNS_REFRESH: Duration = Duration::from_secs(10);
 
-/// A channel that sends `token` with every call.
+/// A channel that sends `token`, the trace context and the deadline with every call.
 pub fn authed_channel(settings: &ClientSettings, token: &str) -> anyhow::Result<AuthedChannel> {
     Ok(InterceptedService::new(
         channel(settings)?,
-        BearerToken::new(token)?,
+        BearerToken::new(token)?.with_call_timeout(settings.call_timeout),
+    ))
+}
+
+/// A channel that sends the trace context and the deadline with every call, but no token of
+/// its own (calls made with the caller's token).
+pub fn anonymous_channel(settings: &ClientSettings) -> anyhow::Result<AuthedChannel> {
+    Ok(InterceptedService::new(
+        channel(settings)?,
+        BearerToken::none().with_call_timeout(settings.call_timeout),
     ))
 }
 

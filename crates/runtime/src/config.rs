@@ -64,10 +64,17 @@ pub struct ServerArgs {
     /// Connections are closed gracefully after this age so load spreads over new replicas.
     #[arg(long, env = "PORTAL_MAX_CONNECTION_AGE", default_value = "5m", value_parser = parse_duration)]
     pub max_connection_age: Duration,
+
+    /// Apply the database migrations at start. Off, the server only checks that every
+    /// migration it knows is applied (NOT_SERVING until then) and needs no DDL rights: in
+    /// production a migration Job with its own credentials migrates (`portal migrate`).
+    #[arg(long, env = "PORTAL_MIGRATE")]
+    pub migrate: bool,
 }
 
 impl ServerArgs {
-    /// Settings for a server on `listen` with every other value at its default (tests, `up`).
+    /// Settings for a server on `listen` with every other value at its default, migrating at
+    /// start (tests, `up`).
     pub fn local(listen: SocketAddr) -> Self {
         Self {
             listen,
@@ -77,6 +84,7 @@ impl ServerArgs {
             shutdown_delay: Duration::ZERO,
             drain_timeout: Duration::from_secs(20),
             max_connection_age: Duration::from_secs(300),
+            migrate: true,
         }
     }
 }
@@ -84,9 +92,22 @@ impl ServerArgs {
 /// Where a service keeps its data.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseArgs {
-    /// `sqlite:PATH` or `postgres://user@host/db` (it may carry a password: held as a secret).
-    #[arg(long, env = "PORTAL_DATABASE_URL", value_parser = parse_secret)]
-    pub database_url: SecretString,
+    /// `sqlite:PATH` or `postgres://user@host/db` (it may carry a password: held as a secret,
+    /// never shown by --help).
+    #[arg(
+        long,
+        env = "PORTAL_DATABASE_URL",
+        hide_env_values = true,
+        value_parser = parse_secret,
+        required_unless_present = "database_url_file",
+        conflicts_with = "database_url_file"
+    )]
+    pub database_url: Option<SecretString>,
+
+    /// A file holding the database URL (a mounted Secret); read at start, and a missing file
+    /// is an error.
+    #[arg(long, env = "PORTAL_DATABASE_URL_FILE", value_name = "PATH", value_parser = read_secret_file)]
+    pub database_url_file: Option<SecretString>,
 
     /// Largest number of pooled connections.
     #[arg(long, env = "PORTAL_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
@@ -97,15 +118,33 @@ impl DatabaseArgs {
     /// `url` with the default pool size.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
-            database_url: SecretString::from(url.into()),
+            database_url: Some(SecretString::from(url.into())),
+            database_url_file: None,
             database_max_connections: 16,
         }
     }
 
+    /// `url` with a pool of at most `max_connections`.
+    pub fn with_max_connections(url: impl Into<String>, max_connections: u32) -> Self {
+        Self {
+            database_max_connections: max_connections,
+            ..Self::new(url)
+        }
+    }
+
+    /// The URL, from the file when one was named (clap lets only one of the two be set).
+    pub fn url(&self) -> Option<&SecretString> {
+        secret_from(self.database_url.as_ref(), self.database_url_file.as_ref())
+    }
+
     pub fn settings(&self) -> DbSettings {
+        let url = self
+            .url()
+            .map(|url| url.expose_secret())
+            .unwrap_or_default();
         DbSettings {
             max_connections: self.database_max_connections,
-            ..DbSettings::new(self.database_url.expose_secret())
+            ..DbSettings::new(url)
         }
     }
 
@@ -151,15 +190,25 @@ pub fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallibl
     Ok(SecretString::from(value))
 }
 
-/// Reads a secret from a file path or, when it does not name a file, takes it as the value.
-pub fn read_secret(value: &SecretString) -> anyhow::Result<SecretString> {
-    let value = value.expose_secret();
-    let path = std::path::Path::new(value);
-    if path.is_file() {
-        Ok(SecretString::from(std::fs::read_to_string(path)?.trim()))
-    } else {
-        Ok(SecretString::from(value.trim()))
+/// The contents of the file a `*_FILE` flag names, trimmed (a clap value parser): secrets are
+/// given either as a value (`--service-token`, `PORTAL_SERVICE_TOKEN`) or as a file
+/// (`--service-token-file`, `PORTAL_SERVICE_TOKEN_FILE`), never guessed from one string.
+/// A missing, unreadable or empty file is an error naming the path.
+pub fn read_secret_file(path: &str) -> Result<SecretString, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("{path} is empty"));
     }
+    Ok(SecretString::from(text))
+}
+
+/// The secret given as a value or as a file, whichever was set.
+pub fn secret_from<'a>(
+    value: Option<&'a SecretString>,
+    file: Option<&'a SecretString>,
+) -> Option<&'a SecretString> {
+    file.or(value)
 }
 
 #[cfg(test)]
@@ -177,17 +226,58 @@ mod tests {
     }
 
     #[test]
-    fn a_secret_is_read_from_the_file_it_names_or_taken_as_given() {
+    fn a_secret_file_is_read_and_a_missing_or_empty_one_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
         std::fs::write(&file, "from-the-file\n").unwrap();
-        let named = SecretString::from(file.display().to_string());
+        let path = file.display().to_string();
         assert_eq!(
-            read_secret(&named).unwrap().expose_secret(),
+            read_secret_file(&path).unwrap().expose_secret(),
             "from-the-file"
         );
-        let given = SecretString::from(" literal ");
-        assert_eq!(read_secret(&given).unwrap().expose_secret(), "literal");
+        let missing = dir.path().join("absent").display().to_string();
+        let error = read_secret_file(&missing).unwrap_err();
+        assert!(error.contains(&missing), "{error}");
+        std::fs::write(&file, "\n").unwrap();
+        let error = read_secret_file(&path).unwrap_err();
+        assert!(error.contains(&path), "{error}");
+    }
+
+    #[test]
+    fn a_database_url_comes_from_its_flag_or_its_file_but_not_both() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            database: DatabaseArgs,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("url");
+        std::fs::write(&file, "postgres://portal:from-file@db/portal\n").unwrap();
+        let file = file.display().to_string();
+        let cli = Cli::try_parse_from(["x", "--database-url-file", &file]).unwrap();
+        assert_eq!(
+            cli.database.settings().url.expose_secret(),
+            "postgres://portal:from-file@db/portal"
+        );
+        let cli = Cli::try_parse_from(["x", "--database-url", "sqlite:a.db"]).unwrap();
+        assert_eq!(cli.database.settings().url.expose_secret(), "sqlite:a.db");
+        assert!(Cli::try_parse_from(["x"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "x",
+                "--database-url",
+                "sqlite:a.db",
+                "--database-url-file",
+                &file
+            ])
+            .is_err()
+        );
+        let error = Cli::try_parse_from(["x", "--database-url-file", "/nonexistent/url"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("/nonexistent/url"), "{error}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod deadline;
 pub mod demo;
 pub mod error;
 pub mod limits;

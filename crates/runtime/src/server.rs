@@ -18,7 +18,8 @@ use tower::{Layer, Service};
 
 use crate::auth::{AuthLayer, TokenVerifier};
 use crate::config::ServerArgs;
-use crate::db::{DbPool, Migrations};
+use crate::db::{DbPool, Migrations, Schema};
+use crate::deadline::DeadlineLayer;
 use crate::metrics::{self, Metrics, MetricsLayer};
 use crate::propagation;
 pub use crate::shutdown::Shutdown;
@@ -150,12 +151,14 @@ pub async fn serve_with_metrics(
     let readiness = tokio::spawn(track_readiness(
         spec.name,
         spec.database.clone(),
+        args.migrate,
         health.clone(),
         shutdown.clone(),
     ));
 
     let layers = tower::ServiceBuilder::new()
         .layer(MetricsLayer::new(metrics))
+        .layer(DeadlineLayer::new(args.request_timeout))
         .layer(ShedLayer::new(args.concurrency_limit))
         .layer(AuthLayer::new(verifier, &spec.public_methods))
         .into_inner();
@@ -226,10 +229,12 @@ impl Health {
     }
 }
 
-/// Migrates the database (retrying until it answers), reports SERVING, then keeps checking.
+/// Migrates the database (`migrate`) or waits until another process has (retrying until it
+/// answers), reports SERVING, then keeps checking.
 async fn track_readiness(
     service: &'static str,
     database: Option<(DbPool, &'static Migrations)>,
+    migrate: bool,
     health: Health,
     shutdown: Shutdown,
 ) {
@@ -240,15 +245,43 @@ async fn track_readiness(
         return;
     };
     let mut backoff = Duration::from_millis(100);
+    let mut reported = None;
     loop {
-        match pool.migrate(migrations).await {
-            Ok(()) => break,
+        let outcome = if migrate {
+            pool.migrate(migrations).await.map(|()| Schema::Current)
+        } else {
+            pool.schema(migrations).await
+        };
+        match outcome {
+            Ok(Schema::Current) => break,
+            Ok(schema) => {
+                // Said once per state, not once per retry.
+                if reported != Some(schema) {
+                    match schema {
+                        Schema::Behind { missing } => tracing::warn!(
+                            service,
+                            missing,
+                            "the database lacks migrations this release needs; NOT_SERVING until `portal migrate` has run"
+                        ),
+                        Schema::Diverged { version } => tracing::error!(
+                            service,
+                            version,
+                            "an applied migration differs from this release's; NOT_SERVING"
+                        ),
+                        Schema::Current => {}
+                    }
+                    reported = Some(schema);
+                }
+            }
             Err(error) => {
                 tracing::warn!(service, error = %format!("{error:#}"), "database not ready; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.wait() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
     let mut ready = false;
     loop {

@@ -76,10 +76,7 @@ async fn bench(url: String) -> anyhow::Result<()> {
             request_timeout: Duration::from_secs(120),
             ..ServerArgs::local("127.0.0.1:0".parse()?)
         },
-        database: DatabaseArgs {
-            database_url: url.into(),
-            database_max_connections: 8,
-        },
+        database: DatabaseArgs::with_max_connections(url, 8),
         tokens: TokenArgs {
             token_public_keys: vec![keys.public_key_path.clone()],
         },

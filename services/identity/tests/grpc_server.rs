@@ -247,10 +247,7 @@ async fn health_is_not_serving_until_the_database_is_migrated() {
     // The database path is a directory at first, so the database cannot open.
     let db_path = dir.path().join("data").join("identity.db");
     std::fs::create_dir_all(&db_path).expect("blocker");
-    let database = DatabaseArgs {
-        database_url: format!("sqlite:{}", db_path.display()).into(),
-        database_max_connections: 4,
-    };
+    let database = DatabaseArgs::with_max_connections(format!("sqlite:{}", db_path.display()), 4);
     let app = Application::build(
         common::config(&keys, database),
         ManualClock::new(Utc::now()),
@@ -454,4 +451,121 @@ async fn bootstrap_admin_makes_an_administrator_once() {
     )
     .await;
     assert!(missing.is_err());
+}
+
+/// The identity migrations plus one a later release adds: it only expands the schema (a new
+/// nullable column, a new table), as every migration must (k8s/README.md).
+fn a_later_release(current: &'static sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    let mut migrations = current.migrations.to_vec();
+    migrations.push(Migration::new(
+        9_999,
+        "a later release".into(),
+        MigrationType::Simple,
+        "ALTER TABLE accounts ADD COLUMN preferred_name TEXT;
+         CREATE TABLE account_notes (account_id TEXT NOT NULL, note TEXT NOT NULL);"
+            .into(),
+        false,
+    ));
+    Migrator {
+        migrations: migrations.into(),
+        ..Migrator::DEFAULT
+    }
+}
+
+async fn sign_in_admin(addr: std::net::SocketAddr) -> Result<(), tonic::Status> {
+    let mut accounts =
+        pb::account_service_client::AccountServiceClient::connect(format!("http://{addr}"))
+            .await
+            .expect("connect");
+    accounts
+        .sign_in(pb::SignInRequest {
+            email: ADMIN_EMAIL.into(),
+            password: ADMIN_PASSWORD.into(),
+        })
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test]
+async fn a_server_serves_on_a_schema_migrated_by_a_later_release_so_a_rollback_works() {
+    let dir = tempfile::tempdir().expect("dir");
+    let keys = TestKeys::create(&dir.path().join("keys")).expect("keys");
+    let (database, _) = common::database(dir.path()).await;
+    portal_identity::seed_demo(&database).await.expect("seed");
+    // The later release's migration Job ran; then its Deployment was rolled back.
+    let pool = portal_runtime::db::DbPool::connect_lazy(&database.settings()).expect("pool");
+    match &pool {
+        portal_runtime::db::DbPool::Sqlite(p) => {
+            a_later_release(portal_identity::MIGRATIONS.sqlite)
+                .run(p.pool())
+                .await
+        }
+        portal_runtime::db::DbPool::Postgres(p) => {
+            a_later_release(portal_identity::MIGRATIONS.postgres)
+                .run(p.pool())
+                .await
+        }
+    }
+    .expect("the later release migrates");
+    pool.close().await;
+
+    // This release's migration Job runs again (a re-run of the rollback's pipeline)...
+    portal_identity::migrate(&database)
+        .await
+        .expect("migrating leaves a later release's migrations alone");
+    // ...and its servers, which do not migrate, are ready and serve reads and writes.
+    let mut config = common::config(&keys, database);
+    config.server.migrate = false;
+    let app = Application::build(config, ManualClock::new(Utc::now()))
+        .await
+        .expect("build");
+    let addr = app.local_addr();
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn(app.run(shutdown.clone()));
+    wait_for_serving(addr, Duration::from_secs(20))
+        .await
+        .expect("serving on the newer schema");
+    sign_in_admin(addr).await.expect("sign-in reads and writes");
+    shutdown.trigger();
+    running.await.expect("join").expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_migrate_waits_for_the_migration_job() {
+    let dir = tempfile::tempdir().expect("dir");
+    let keys = TestKeys::create(&dir.path().join("keys")).expect("keys");
+    let (database, _) = common::database(dir.path()).await;
+    let mut config = common::config(&keys, database.clone());
+    config.server.migrate = false;
+    let app = Application::build(config, ManualClock::new(Utc::now()))
+        .await
+        .expect("build");
+    let addr = app.local_addr();
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn(app.run(shutdown.clone()));
+    let mut not_serving = 0;
+    for _ in 0..100 {
+        if health(addr, "readiness").await == Some(ServingStatus::NotServing as i32) {
+            not_serving += 1;
+            if not_serving == 5 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(not_serving, 5, "readiness says NOT_SERVING");
+    assert_eq!(
+        health(addr, "liveness").await,
+        Some(ServingStatus::Serving as i32)
+    );
+
+    portal_identity::migrate(&database)
+        .await
+        .expect("the migration Job");
+    wait_for_serving(addr, Duration::from_secs(20))
+        .await
+        .expect("serving once migrated");
+    shutdown.trigger();
+    running.await.expect("join").expect("clean shutdown");
 }

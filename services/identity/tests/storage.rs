@@ -26,10 +26,7 @@ struct Ctx {
 }
 
 async fn ctx_for(url: String, dir: tempfile::TempDir) -> Ctx {
-    let database = DatabaseArgs {
-        database_url: url.into(),
-        database_max_connections: 8,
-    };
+    let database = DatabaseArgs::with_max_connections(url, 8);
     let pool = DbPool::connect_lazy(&database.settings()).expect("pool");
     pool.migrate(&MIGRATIONS).await.expect("migrate");
     Ctx {

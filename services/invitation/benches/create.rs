@@ -114,10 +114,7 @@ async fn analyze_schemas(base: &str) {
 }
 
 fn database(url: String) -> DatabaseArgs {
-    DatabaseArgs {
-        database_url: url.into(),
-        database_max_connections: 16,
-    }
+    DatabaseArgs::with_max_connections(url, 16)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -285,6 +282,7 @@ async fn main() {
             tokens: tokens.clone(),
             identity_url: Some(format!("http://{identity_addr}")),
             service_token: Some(keys.service_token("subscription").into()),
+            service_token_file: None,
             views: Default::default(),
         },
         clock.clone(),

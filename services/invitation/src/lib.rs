@@ -31,7 +31,8 @@ use portal_runtime::auth::{TokenVerifier, callers};
 use portal_runtime::client::ClientSettings;
 use portal_runtime::clock::SharedClock;
 use portal_runtime::config::{
-    DatabaseArgs, ServerArgs, TokenArgs, parse_duration, parse_secret, read_secret,
+    DatabaseArgs, ServerArgs, TokenArgs, parse_duration, parse_secret, read_secret_file,
+    secret_from,
 };
 use portal_runtime::db::{DbPool, Migrations};
 use portal_runtime::metrics::Metrics;
@@ -80,10 +81,20 @@ pub struct Config {
     #[arg(long, env = "PORTAL_SUBSCRIPTION_URL")]
     pub subscription_url: String,
 
-    /// This service's own bearer token (an `invitation` service token): a file path, or the
-    /// token itself.
-    #[arg(long, env = "PORTAL_SERVICE_TOKEN", value_parser = parse_secret)]
-    pub service_token: SecretString,
+    /// This service's own bearer token (an `invitation` service token).
+    #[arg(
+        long,
+        env = "PORTAL_SERVICE_TOKEN",
+        hide_env_values = true,
+        value_parser = parse_secret,
+        required_unless_present = "service_token_file",
+        conflicts_with = "service_token_file"
+    )]
+    pub service_token: Option<SecretString>,
+
+    /// A file holding that token (a mounted Secret); a missing file is an error.
+    #[arg(long, env = "PORTAL_SERVICE_TOKEN_FILE", value_name = "PATH", value_parser = read_secret_file)]
+    pub service_token_file: Option<SecretString>,
 
     /// Address of the page that accepts invitations; the link is `<base>?token=<token>`.
     #[arg(
@@ -98,9 +109,19 @@ pub struct Config {
     pub invitation_ttl: Duration,
 
     /// SMTP relay for invitation emails (`smtp://host:port`); takes precedence over
-    /// --mail-dir. It may carry credentials: held as a secret.
-    #[arg(long, env = "PORTAL_SMTP_URL", value_parser = parse_secret)]
+    /// --mail-dir. It may carry credentials: held as a secret, never shown by --help.
+    #[arg(
+        long,
+        env = "PORTAL_SMTP_URL",
+        hide_env_values = true,
+        value_parser = parse_secret,
+        conflicts_with = "smtp_url_file"
+    )]
     pub smtp_url: Option<SecretString>,
+
+    /// A file holding the SMTP relay URL (a mounted Secret); a missing file is an error.
+    #[arg(long, env = "PORTAL_SMTP_URL_FILE", value_name = "PATH", value_parser = read_secret_file)]
+    pub smtp_url_file: Option<SecretString>,
 
     /// Sender of invitation emails.
     #[arg(
@@ -140,10 +161,12 @@ impl Config {
             tokens,
             identity_url,
             subscription_url,
-            service_token: service_token.into(),
+            service_token: Some(service_token.into()),
+            service_token_file: None,
             link_base_url: "http://localhost:8080/invitations/accept".into(),
             invitation_ttl: Duration::from_secs(14 * 86_400),
             smtp_url: None,
+            smtp_url_file: None,
             mail_from: "Portal <no-reply@portal.example.org>".into(),
             mail_dir: None,
             worker_interval: Duration::from_secs(1),
@@ -153,9 +176,13 @@ impl Config {
 
     /// This service's token, read and checked: it must be an `invitation` service token.
     fn own_token(&self, verifier: &TokenVerifier) -> anyhow::Result<SecretString> {
-        let token = read_secret(&self.service_token).context("reading the service token")?;
+        let token = secret_from(
+            self.service_token.as_ref(),
+            self.service_token_file.as_ref(),
+        )
+        .context("no service token: set --service-token or --service-token-file")?;
         match verifier.verify(token.expose_secret()) {
-            Ok(Principal::Service { name }) if name == callers::INVITATION => Ok(token),
+            Ok(Principal::Service { name }) if name == callers::INVITATION => Ok(token.clone()),
             Ok(_) => anyhow::bail!("the service token must be an `invitation` service token"),
             Err(error) => anyhow::bail!("the service token is not valid: {error}"),
         }
@@ -189,7 +216,8 @@ impl Application {
         let token = config.own_token(&verifier)?;
         let identity = Identity::new(&config.client(&config.identity_url), &token)?;
         let subscription = Subscription::new(&config.client(&config.subscription_url), &token)?;
-        let smtp_url = config.smtp_url.as_ref().map(|url| url.expose_secret());
+        let smtp_url = secret_from(config.smtp_url.as_ref(), config.smtp_url_file.as_ref())
+            .map(|url| url.expose_secret());
         let sink = Sink::choose(smtp_url, config.mail_dir.as_deref())?;
         let mailer = Mailer::new(&config.mail_from, sink)?;
         let pool = DbPool::connect_lazy(&config.database.settings())?;

@@ -30,10 +30,7 @@ async fn dead_url() -> String {
 async fn config(dir: &std::path::Path, keys: &TestKeys, database_url: String) -> Config {
     let mut config = Config::new(
         ServerArgs::local("127.0.0.1:0".parse().unwrap()),
-        DatabaseArgs {
-            database_url: database_url.into(),
-            database_max_connections: 4,
-        },
+        DatabaseArgs::with_max_connections(database_url, 4),
         TokenArgs {
             token_public_keys: vec![keys.public_key_path.clone()],
         },
@@ -131,15 +128,16 @@ async fn the_service_refuses_to_start_with_another_services_token() {
     let dir = tempfile::tempdir().unwrap();
     let keys = TestKeys::create(&dir.path().join("keys")).unwrap();
     let mut config = config(dir.path(), &keys, testing::sqlite_url(dir.path())).await;
-    config.service_token = keys.service_token("billing").into();
+    config.service_token = Some(keys.service_token("billing").into());
     let error = Application::build(config.clone(), clock::system())
         .await
         .err()
         .expect("a billing token is refused");
     assert!(error.to_string().contains("invitation"), "{error}");
-    config.service_token = keys
-        .user_token("7f3c2a10-0000-4000-8000-00000000beef")
-        .into();
+    config.service_token = Some(
+        keys.user_token("7f3c2a10-0000-4000-8000-00000000beef")
+            .into(),
+    );
     assert!(Application::build(config, clock::system()).await.is_err());
 }
 

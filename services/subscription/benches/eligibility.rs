@@ -298,10 +298,7 @@ async fn main() -> anyhow::Result<()> {
             "SQLite",
         ),
     };
-    let database = DatabaseArgs {
-        database_url: url.into(),
-        database_max_connections: 16,
-    };
+    let database = DatabaseArgs::with_max_connections(url, 16);
     add_extra_product(&database).await?;
     let config = Config {
         server: ServerArgs::local("127.0.0.1:0".parse()?),
@@ -311,6 +308,7 @@ async fn main() -> anyhow::Result<()> {
         },
         identity_url: None,
         service_token: None,
+        service_token_file: None,
         views: Default::default(),
     };
     let app = Application::build(config, portal_runtime::clock::system()).await?;

@@ -27,7 +27,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use portal_runtime::SharedClock;
 use portal_runtime::TokenVerifier;
-use portal_runtime::config::{DatabaseArgs, ServerArgs, TokenArgs, parse_secret, read_secret};
+use portal_runtime::config::{
+    DatabaseArgs, ServerArgs, TokenArgs, parse_secret, read_secret_file, secret_from,
+};
 use portal_runtime::db::{DbPool, Migrations};
 use portal_runtime::server::{Bound, ServiceSpec, Shutdown, serve};
 use secrecy::SecretString;
@@ -56,12 +58,21 @@ pub struct Config {
     #[command(flatten)]
     pub tokens: TokenArgs,
     /// URL of the identity service, asked whether a signed-in user administers a trust.
-    /// Without it (and `--service-token`) only service tokens may read subscriptions.
+    /// Without it (and a service token) only service tokens may read subscriptions.
     #[arg(long, env = "PORTAL_IDENTITY_URL")]
     pub identity_url: Option<String>,
-    /// This service's own token for calling identity: a file path, or the token itself.
-    #[arg(long, env = "PORTAL_SERVICE_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    /// This service's own token for calling identity (a `subscription` service token).
+    #[arg(
+        long,
+        env = "PORTAL_SERVICE_TOKEN",
+        hide_env_values = true,
+        value_parser = parse_secret,
+        conflicts_with = "service_token_file"
+    )]
     pub service_token: Option<SecretString>,
+    /// A file holding that token (a mounted Secret); a missing file is an error.
+    #[arg(long, env = "PORTAL_SERVICE_TOKEN_FILE", value_name = "PATH", value_parser = read_secret_file)]
+    pub service_token_file: Option<SecretString>,
     #[command(flatten)]
     pub views: ViewArgs,
 }
@@ -80,11 +91,12 @@ impl Application {
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<Self> {
         let verifier = Arc::new(config.tokens.verifier()?);
         let pool = DbPool::connect_lazy(&config.database.settings())?;
-        let identity = match (&config.identity_url, &config.service_token) {
-            (Some(url), Some(token)) => {
-                let token = read_secret(token).context("reading the service token")?;
-                Some(Identity::new(url, &token)?)
-            }
+        let token = secret_from(
+            config.service_token.as_ref(),
+            config.service_token_file.as_ref(),
+        );
+        let identity = match (&config.identity_url, token) {
+            (Some(url), Some(token)) => Some(Identity::new(url, token)?),
             (None, None) => None,
             _ => anyhow::bail!(
                 "--identity-url and --service-token go together: set both to admit administrators, \

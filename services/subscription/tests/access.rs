@@ -193,15 +193,16 @@ async fn an_identity_url_without_a_service_token_is_a_configuration_error() {
     let keys = portal_runtime::testkit::TestKeys::create(dir.path()).unwrap();
     let config = portal_subscription::Config {
         server: portal_runtime::config::ServerArgs::local("127.0.0.1:0".parse().unwrap()),
-        database: portal_runtime::config::DatabaseArgs {
-            database_url: portal_runtime::db::testing::sqlite_url(dir.path()).into(),
-            database_max_connections: 2,
-        },
+        database: portal_runtime::config::DatabaseArgs::with_max_connections(
+            portal_runtime::db::testing::sqlite_url(dir.path()),
+            2,
+        ),
         tokens: portal_runtime::config::TokenArgs {
             token_public_keys: vec![keys.public_key_path.clone()],
         },
         identity_url: Some("http://127.0.0.1:1".into()),
         service_token: None,
+        service_token_file: None,
         views: Default::default(),
     };
     let clock = portal_runtime::clock::ManualClock::new(t0());

@@ -58,14 +58,13 @@ fn identity_is_optional() {
 }
 
 async fn database(dir: &tempfile::TempDir) -> DatabaseArgs {
-    DatabaseArgs {
-        database_url: match postgres_url().await {
+    DatabaseArgs::with_max_connections(
+        match postgres_url().await {
             Some(url) => url,
             None => sqlite_url(dir.path()),
-        }
-        .into(),
-        database_max_connections: 2,
-    }
+        },
+        2,
+    )
 }
 
 #[tokio::test]

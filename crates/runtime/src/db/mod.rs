@@ -40,6 +40,51 @@ pub struct Migrations {
     pub postgres: &'static Migrator,
 }
 
+/// Where a database's schema stands against the migrations a binary embeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Every migration of the binary is applied (later ones, of a newer release, may be too).
+    Current,
+    /// This migration of the binary, and perhaps later ones, are not applied yet.
+    Behind { missing: i64 },
+    /// This migration was applied with other contents than the binary's: never served on.
+    Diverged { version: i64 },
+}
+
+impl Schema {
+    fn of(migrator: &Migrator, applied: &std::collections::HashMap<i64, Vec<u8>>) -> Self {
+        for migration in migrator.iter() {
+            if migration.migration_type.is_down_migration() {
+                continue;
+            }
+            match applied.get(&migration.version) {
+                None => {
+                    return Schema::Behind {
+                        missing: migration.version,
+                    };
+                }
+                Some(checksum) if checksum.as_slice() != migration.checksum.as_ref() => {
+                    return Schema::Diverged {
+                        version: migration.version,
+                    };
+                }
+                Some(_) => {}
+            }
+        }
+        Schema::Current
+    }
+}
+
+/// The same migrations, with those applied by a newer release tolerated.
+fn tolerant(migrator: &Migrator) -> Migrator {
+    Migrator {
+        migrations: migrator.migrations.clone(),
+        ignore_missing: true,
+        locking: migrator.locking,
+        no_tx: migrator.no_tx,
+    }
+}
+
 /// How to reach the database.
 #[derive(Debug, Clone)]
 pub struct DbSettings {
@@ -132,13 +177,49 @@ impl DbPool {
         }
     }
 
-    /// Applies the embedded migrations for this database kind.
+    /// Applies the embedded migrations this database has not had yet. Migrations applied by a
+    /// newer release, which this binary does not know, are left in place: after a rollback
+    /// an older binary runs on the newer schema (every migration only expands the schema the
+    /// previous release reads and writes; k8s/README.md).
     pub async fn migrate(&self, migrations: &Migrations) -> anyhow::Result<()> {
         match self {
-            DbPool::Sqlite(pool) => migrations.sqlite.run(pool.pool()).await?,
-            DbPool::Postgres(pool) => migrations.postgres.run(pool.pool()).await?,
+            DbPool::Sqlite(pool) => tolerant(migrations.sqlite).run(pool.pool()).await?,
+            DbPool::Postgres(pool) => tolerant(migrations.postgres).run(pool.pool()).await?,
         }
         Ok(())
+    }
+
+    /// Where the schema stands against this binary's migrations, read without changing
+    /// anything (a server that does not migrate needs no DDL rights).
+    pub async fn schema(&self, migrations: &Migrations) -> anyhow::Result<Schema> {
+        const APPLIED: &str = "SELECT version, checksum FROM _sqlx_migrations WHERE success";
+        let (applied, migrator) = match self {
+            DbPool::Sqlite(pool) => (
+                sqlx::query_as::<_, (i64, Vec<u8>)>(APPLIED)
+                    .fetch_all(pool.pool())
+                    .await,
+                migrations.sqlite,
+            ),
+            DbPool::Postgres(pool) => (
+                sqlx::query_as::<_, (i64, Vec<u8>)>(APPLIED)
+                    .fetch_all(pool.pool())
+                    .await,
+                migrations.postgres,
+            ),
+        };
+        let applied = match applied {
+            Ok(applied) => applied,
+            // No migrations table: nothing was ever applied.
+            Err(sqlx::Error::Database(error))
+                if error.message().contains("_sqlx_migrations")
+                    && (error.code().as_deref() == Some("42P01")
+                        || error.message().contains("no such table")) =>
+            {
+                Vec::new()
+            }
+            Err(error) => return Err(error).context("reading the applied migrations"),
+        };
+        Ok(Schema::of(migrator, &applied.into_iter().collect()))
     }
 
     pub fn kind(&self) -> &'static str {

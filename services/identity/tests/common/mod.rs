@@ -43,18 +43,9 @@ impl Drop for Server {
 /// A database for one test: a fresh PostgreSQL schema when configured, else a SQLite file.
 pub async fn database(dir: &std::path::Path) -> (DatabaseArgs, &'static str) {
     match portal_runtime::db::testing::postgres_url().await {
-        Some(url) => (
-            DatabaseArgs {
-                database_url: url.into(),
-                database_max_connections: 8,
-            },
-            "postgres",
-        ),
+        Some(url) => (DatabaseArgs::with_max_connections(url, 8), "postgres"),
         None => (
-            DatabaseArgs {
-                database_url: portal_runtime::db::testing::sqlite_url(dir).into(),
-                database_max_connections: 8,
-            },
+            DatabaseArgs::with_max_connections(portal_runtime::db::testing::sqlite_url(dir), 8),
             "sqlite",
         ),
     }

@@ -45,7 +45,7 @@ pub struct Identity {
     staff: StaffClient,
     directory: DirectoryClient,
     /// Identity without this service's token, for calls made with the caller's own token.
-    unauthenticated: tonic::transport::Channel,
+    unauthenticated: AuthedChannel,
     caches: Arc<Mutex<Caches>>,
 }
 
@@ -64,7 +64,7 @@ impl Identity {
             accounts: AccountClient::new(channel.clone()),
             staff: StaffClient::new(channel.clone()),
             directory: DirectoryClient::new(channel),
-            unauthenticated: portal_runtime::client::channel(settings)?,
+            unauthenticated: portal_runtime::client::anonymous_channel(settings)?,
             caches: Arc::default(),
         })
     }

@@ -191,10 +191,7 @@ impl Harness {
             Some(url) => url,
             None => sqlite_url(dir.path()),
         };
-        let database = DatabaseArgs {
-            database_url: url.into(),
-            database_max_connections: 8,
-        };
+        let database = DatabaseArgs::with_max_connections(url, 8);
         let service_token = keys.service_token("subscription");
         let (identity, identity_url) = match setup {
             IdentitySetup::Fake(fake) => {
@@ -218,9 +215,10 @@ impl Harness {
             tokens: TokenArgs {
                 token_public_keys: vec![keys.public_key_path.clone()],
             },
-            service_token: identity_url
-                .as_ref()
-                .map(|_| token_file.display().to_string().into()),
+            service_token: None,
+            service_token_file: identity_url.as_ref().map(|_| {
+                portal_runtime::config::read_secret_file(&token_file.display().to_string()).unwrap()
+            }),
             identity_url,
             views: Default::default(),
         };
