@@ -630,6 +630,92 @@ impl Suite {
     }
 }
 
+/// The demo trust's MIS snapshot as seeded, as a sync sends it.
+pub fn demo_snapshot() -> Vec<id::StaffRecordInput> {
+    demo::STAFF
+        .iter()
+        .map(|s| id::StaffRecordInput {
+            mis_id: s.1.into(),
+            given_name: s.2.into(),
+            family_name: s.3.into(),
+            email: s.4.into(),
+            job_title: s.5.into(),
+        })
+        .collect()
+}
+
+/// A staff record of the demo trust's MIS beyond the seeded ones: `MIS9<n>`,
+/// `new.starter<n>@northfield.example.org`.
+pub fn new_starter(n: usize) -> id::StaffRecordInput {
+    id::StaffRecordInput {
+        mis_id: format!("MIS9{n:03}"),
+        given_name: "New".into(),
+        family_name: format!("Starter{n}"),
+        email: format!("new.starter{n}@northfield.example.org"),
+        job_title: "Teacher".into(),
+    }
+}
+
+impl Suite {
+    /// Replaces the demo trust's MIS snapshot (as the MIS sync job does).
+    pub async fn sync_staff(&self, records: Vec<id::StaffRecordInput>) -> id::SyncSummary {
+        self.staff(Some(&self.service_token("mis-sync")))
+            .sync_staff(id::SyncStaffRequest {
+                trust_id: demo::TRUST_ID.into(),
+                records,
+            })
+            .await
+            .expect("the sync is applied")
+            .into_inner()
+            .summary
+            .expect("a summary")
+    }
+
+    /// The id of the demo trust's staff member with `email`.
+    pub async fn staff_id_of(&self, email: &str) -> String {
+        self.staff(Some(&self.service_token("invitation")))
+            .list_staff_members(id::ListStaffMembersRequest {
+                trust_id: demo::TRUST_ID.into(),
+                email: email.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("listing staff")
+            .into_inner()
+            .staff_members
+            .into_iter()
+            .next()
+            .map(|s| s.id)
+            .expect("the staff member is in the directory")
+    }
+
+    /// Adds `count` new starters to the demo trust's MIS (the seeded staff stay); returns
+    /// their (staff id, email).
+    pub async fn add_new_starters(&self, count: usize) -> Vec<(String, String)> {
+        let mut records = demo_snapshot();
+        records.extend((0..count).map(new_starter));
+        self.sync_staff(records).await;
+        let mut out = Vec::new();
+        for n in 0..count {
+            let email = new_starter(n).email;
+            out.push((self.staff_id_of(&email).await, email));
+        }
+        out
+    }
+
+    /// Whether identity has an account for `email`.
+    pub async fn has_account(&self, email: &str) -> bool {
+        self.accounts(Some(&self.service_token("invitation")))
+            .lookup_account(id::LookupAccountRequest {
+                email: email.into(),
+            })
+            .await
+            .expect("looking up an account")
+            .into_inner()
+            .found
+    }
+}
+
 /// The demo staff member at `index`: (id, email, given name).
 pub fn staff(index: usize) -> (&'static str, &'static str, &'static str) {
     let s = demo::STAFF[index];

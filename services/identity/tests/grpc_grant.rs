@@ -276,7 +276,28 @@ async fn revoking_pending_only_leaves_active_grants_in_force() {
 #[tokio::test]
 async fn a_user_lists_their_own_access_one_entry_per_organisation() {
     let server = start().await;
-    grant(&server, batch(INVITATION_A, 1, three_grants(), true)).await;
+    let results = grant(&server, batch(INVITATION_A, 1, three_grants(), true)).await;
+    // One role per product per organisation: Publisher replaces the seeded Writer.
+    assert_eq!(results[1].outcome, pb::GrantOutcome::RoleChanged as i32);
+    let replacing = results[1].grant.as_ref().expect("a grant");
+    assert_eq!(replacing.previous_role_key, "writer");
+    assert_eq!(replacing.role_key, "publisher");
+    assert_eq!(results[2].outcome, pb::GrantOutcome::Created as i32);
+    assert_eq!(
+        results[2]
+            .grant
+            .as_ref()
+            .expect("a grant")
+            .previous_role_key,
+        ""
+    );
+    // Retried, the grant still names the role it replaced.
+    let again = grant(&server, batch(INVITATION_A, 1, three_grants(), true)).await;
+    assert_eq!(again[1].outcome, pb::GrantOutcome::AlreadyGranted as i32);
+    assert_eq!(
+        again[1].grant.as_ref().expect("a grant").previous_role_key,
+        "writer"
+    );
     let token = server.token_of(STAFF[1].4).await;
     let access = server
         .grants(Some(&token))
@@ -291,10 +312,15 @@ async fn a_user_lists_their_own_access_one_entry_per_organisation() {
         vec![TRUST_ID, SCHOOLS[0].0, SCHOOLS[1].0],
         "trust first"
     );
+    let roles: Vec<&str> = access[1]
+        .products
+        .iter()
+        .map(|p| p.role_key.as_str())
+        .collect();
     assert_eq!(
-        access[1].products.len(),
-        2,
-        "seeded writer and new publisher"
+        roles,
+        vec!["publisher"],
+        "the new role replaced the seeded writer"
     );
 }
 

@@ -89,6 +89,7 @@ conformance!(
     seeded_staff_keep_their_ids_and_are_inserted_once,
     an_email_has_one_account,
     batch_grants_are_created_then_granted_then_held,
+    a_new_role_of_a_held_product_replaces_the_old_one,
     batch_grants_refuse_foreign_schools_unknown_trusts_and_missing_accounts,
     concurrent_batch_grants_of_one_invitation_make_each_grant_once,
     activation_binds_pending_grants_and_checks_the_email,
@@ -683,6 +684,79 @@ async fn batch_grants_are_created_then_granted_then_held(ctx: &Ctx) {
             .expect("grants")
             .len(),
         2
+    );
+}
+
+async fn a_new_role_of_a_held_product_replaces_the_old_one(ctx: &Ctx) {
+    let trust_id = trust(ctx).await;
+    let school_id = school(ctx, trust_id).await;
+    let first_invitation = InvitationId::generate();
+    let first = grant(
+        ctx,
+        batch(
+            first_invitation,
+            trust_id,
+            "p@s.org",
+            vec![
+                spec(OrgKind::Trust, trust_id, "portal", "full-edit"),
+                spec(OrgKind::School, school_id, "websites-cms", "writer"),
+            ],
+            false,
+        ),
+        "first",
+    )
+    .await;
+    let second_invitation = InvitationId::generate();
+    let second = grant(
+        ctx,
+        batch(
+            second_invitation,
+            trust_id,
+            "p@s.org",
+            vec![
+                spec(OrgKind::Trust, trust_id, "portal", "partial-edit"),
+                spec(OrgKind::School, school_id, "websites-cms", "writer"),
+            ],
+            false,
+        ),
+        "second",
+    )
+    .await;
+    assert_eq!(second[0].outcome, GrantOutcome::RoleChanged);
+    assert_eq!(
+        second[0].grant.previous_role_key,
+        Some(RoleKey::from_known("full-edit"))
+    );
+    assert_eq!(second[1].outcome, GrantOutcome::AlreadyHeld);
+    assert_eq!(second[1].grant.id, first[1].grant.id);
+    let old = ctx
+        .store
+        .grants_of_invitation(first_invitation)
+        .await
+        .expect("grants");
+    let portal = old
+        .iter()
+        .find(|g| g.product_key.as_str() == "portal")
+        .expect("the first portal grant");
+    assert_eq!(portal.status, GrantStatus::Revoked, "replaced");
+    // A retry answers with the grant made, which still names the role it replaced.
+    let again = grant(
+        ctx,
+        batch(
+            second_invitation,
+            trust_id,
+            "p@s.org",
+            vec![spec(OrgKind::Trust, trust_id, "portal", "partial-edit")],
+            false,
+        ),
+        "again",
+    )
+    .await;
+    assert_eq!(again[0].outcome, GrantOutcome::AlreadyGranted);
+    assert_eq!(again[0].grant.id, second[0].grant.id);
+    assert_eq!(
+        again[0].grant.previous_role_key,
+        Some(RoleKey::from_known("full-edit"))
     );
 }
 

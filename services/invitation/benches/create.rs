@@ -748,6 +748,7 @@ async fn probe_store(base: &str) {
                 product_key: ProductKey::from_known("portal"),
                 role_key: RoleKey::from_known("full-edit"),
                 state: GrantState::Pending,
+                previous_role_key: None,
             }],
             skipped: vec![],
             expire_time: Some(now),
@@ -756,6 +757,7 @@ async fn probe_store(base: &str) {
             account_id: None,
             create_time: now,
             update_time: now,
+            accept_until: 0,
         };
         let t = Instant::now();
         store

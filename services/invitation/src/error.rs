@@ -31,6 +31,9 @@ pub enum Error {
     /// Resend and revoke change only a PENDING invitation.
     #[error("invitation is {status}")]
     NotPending { status: Status },
+    /// Resend and revoke wait for an accept of the invitation's link that committed first.
+    #[error("invitation is being accepted")]
+    BeingAccepted,
     #[error("link not found")]
     LinkNotFound,
     #[error("link refused: {0:?}")]
@@ -117,6 +120,11 @@ impl From<Error> for ApiError {
                 },
                 metadata: vec![("status", status.to_string())],
             },
+            Error::BeingAccepted => ApiError::failed_precondition(
+                "INVITATION_BEING_ACCEPTED",
+                "the invitee is accepting this invitation right now; it will be ACCEPTED in a \
+                 moment, and its access can then be withdrawn like any other",
+            ),
             Error::LinkNotFound => ApiError::not_found("invitation link", "(the given token)"),
             Error::Link(refusal) => {
                 ApiError::failed_precondition(refusal.reason(), refusal.message())

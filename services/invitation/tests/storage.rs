@@ -12,7 +12,7 @@ use portal_invitation::domain::{
     Delivery, EmailDetails, GrantState, GrantedAccess, Invitation, LinkHash, LinkToken, ListFilter,
     NewStep, Org, PageKey, SchoolAccess, Status, StepKind, StepOutcome, TrustAccess,
 };
-use portal_invitation::store::{CreateOutcome, NewInvitation, Store, open};
+use portal_invitation::store::{CreateOutcome, NewInvitation, Refusal, Store, open};
 use portal_runtime::db::{DbPool, DbSettings, testing};
 use portal_runtime::vocab::{
     AccountId, Email, InvitationId, ProductKey, RequestId, RoleKey, SchoolId, StaffId, TrustId,
@@ -62,6 +62,7 @@ fn invitation(trust: TrustId, staff: StaffId, product: &str, now: DateTime<Utc>)
             product_key: ProductKey::from_known(product),
             role_key: RoleKey::from_known("full-edit"),
             state: GrantState::Pending,
+            previous_role_key: None,
         }],
         skipped: vec![],
         expire_time: Some(now + Duration::days(14)),
@@ -70,13 +71,14 @@ fn invitation(trust: TrustId, staff: StaffId, product: &str, now: DateTime<Utc>)
         account_id: None,
         create_time: now,
         update_time: now,
+        accept_until: 0,
     }
 }
 
 fn step(invitation_id: InvitationId, kind: StepKind, claimed_until: i64) -> NewStep {
     let step = match kind {
         StepKind::Grant => NewStep::grant(invitation_id),
-        StepKind::Revoke => NewStep::revoke_pending(invitation_id),
+        StepKind::Revoke => NewStep::revoke_dropped(invitation_id),
         StepKind::Email => NewStep::email(
             invitation_id,
             &EmailDetails {
@@ -359,7 +361,11 @@ async fn a_resend_supersedes_links_cancels_unsent_emails_and_queues_a_new_one() 
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(refused.unwrap_err(), Status::Expired, "{db}");
+        assert_eq!(
+            refused.unwrap_err(),
+            Refusal::NotPending(Status::Expired),
+            "{db}"
+        );
         assert!(
             store
                 .resend(InvitationId::generate(), now, now, &email, wall())
@@ -532,9 +538,16 @@ async fn outbox_steps_are_claimed_once_retried_later_and_revokes_wait_for_grants
 async fn an_accept_is_recorded_once_with_its_request_id() {
     for (db, store, _dir) in stores().await {
         let now = Utc::now();
-        let inv = invitation(TRUST, StaffId::generate(), "portal", now);
+        let mut inv = invitation(TRUST, StaffId::generate(), "portal", now);
+        let link = hash();
+        inv.current_link_hash = Some(link.clone());
         created(&*store, &inv, &[]).await;
-        store.mark_accepting(inv.id).await.unwrap();
+        assert!(
+            store
+                .claim_accept(inv.id, &link, now, wall() + 60_000_000)
+                .await
+                .unwrap()
+        );
         assert!(store.get(inv.id).await.unwrap().unwrap().accepting, "{db}");
         let mut granted = inv.granted.clone();
         granted[0].state = GrantState::Active;
@@ -555,6 +568,10 @@ async fn an_accept_is_recorded_once_with_its_request_id() {
         );
         let got = store.get(inv.id).await.unwrap().unwrap();
         assert_eq!(got.status, Status::Accepted);
+        assert!(
+            !got.being_accepted(wall()),
+            "{db}: the claim ends with the accept"
+        );
         assert_eq!(got.account_id, Some(first));
         assert_eq!(got.granted[0].state, GrantState::Active);
         assert_eq!(
@@ -649,5 +666,100 @@ async fn finished_steps_are_recorded_together_and_never_run_again() {
             .map(|s| s.id)
             .collect();
         assert_eq!(due, vec![ids[2]], "{db}: only the unfinished one");
+    }
+}
+
+#[tokio::test]
+async fn an_accepts_claim_and_a_revoke_exclude_each_other_whichever_commits_first() {
+    for (db, store, _dir) in stores().await {
+        let now = Utc::now();
+        let lease = wall() + 60_000_000;
+        // The accept claims first: revoke, resend and the sweeper leave the invitation alone.
+        let mut inv = invitation(
+            TRUST,
+            StaffId::generate(),
+            "portal",
+            now - Duration::days(13),
+        );
+        let link = hash();
+        inv.current_link_hash = Some(link.clone());
+        created(&*store, &inv, &[]).await;
+        assert!(
+            !store
+                .claim_accept(inv.id, &hash(), now, lease)
+                .await
+                .unwrap(),
+            "{db}: another link"
+        );
+        assert!(
+            store.claim_accept(inv.id, &link, now, lease).await.unwrap(),
+            "{db}"
+        );
+        let revoked = store
+            .revoke(inv.id, now, &step(inv.id, StepKind::Revoke, 0), wall())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(revoked.unwrap_err(), Refusal::BeingAccepted, "{db}");
+        let resent = store
+            .resend(
+                inv.id,
+                now,
+                now + Duration::days(14),
+                &step(inv.id, StepKind::Email, 0),
+                wall(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(resent.unwrap_err(), Refusal::BeingAccepted, "{db}");
+        let later = now + Duration::days(2);
+        assert!(
+            !store
+                .expire_due(later, 100, wall())
+                .await
+                .unwrap()
+                .contains(&inv.id),
+            "{db}"
+        );
+        // Released (nothing was registered): the revoke goes through.
+        store.release_accept(inv.id).await.unwrap();
+        let revoked = store
+            .revoke(inv.id, now, &step(inv.id, StepKind::Revoke, 0), wall())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(revoked.status, Status::Revoked, "{db}");
+
+        // The revoke commits first: the accept cannot claim.
+        let mut inv = invitation(TRUST, StaffId::generate(), "portal", now);
+        let link = hash();
+        inv.current_link_hash = Some(link.clone());
+        created(&*store, &inv, &[]).await;
+        store
+            .revoke(inv.id, now, &step(inv.id, StepKind::Revoke, 0), wall())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(
+            !store.claim_accept(inv.id, &link, now, lease).await.unwrap(),
+            "{db}"
+        );
+        // Nor can it claim an invitation whose link expired.
+        let mut old = invitation(
+            TRUST,
+            StaffId::generate(),
+            "portal",
+            now - Duration::days(15),
+        );
+        let link = hash();
+        old.current_link_hash = Some(link.clone());
+        created(&*store, &old, &[]).await;
+        assert!(
+            !store.claim_accept(old.id, &link, now, lease).await.unwrap(),
+            "{db}"
+        );
     }
 }

@@ -793,6 +793,7 @@ impl From<GrantOutcome> for pb::GrantOutcome {
             GrantOutcome::Created => pb::GrantOutcome::Created,
             GrantOutcome::AlreadyGranted => pb::GrantOutcome::AlreadyGranted,
             GrantOutcome::AlreadyHeld => pb::GrantOutcome::AlreadyHeld,
+            GrantOutcome::RoleChanged => pb::GrantOutcome::RoleChanged,
         }
     }
 }
@@ -815,6 +816,10 @@ impl From<Grant> for pb::Grant {
             status: pb::GrantStatus::from(grant.status).into(),
             create_time: Some(to_timestamp(grant.create_time)),
             update_time: Some(to_timestamp(grant.update_time)),
+            previous_role_key: grant
+                .previous_role_key
+                .map(RoleKey::into_string)
+                .unwrap_or_default(),
         }
     }
 }

@@ -49,6 +49,9 @@ pub struct Grant {
     pub status: GrantStatus,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
+    /// The role this grant replaced when it was made: the person held the product at the
+    /// organisation with that role (one role per product per organisation).
+    pub previous_role_key: Option<RoleKey>,
 }
 
 impl Grant {
@@ -66,6 +69,9 @@ pub enum GrantOutcome {
     Created,
     AlreadyGranted,
     AlreadyHeld,
+    /// Made in place of the person's grant of another role of the same product at the same
+    /// organisation, which is revoked (the grant names the role it replaced).
+    RoleChanged,
 }
 
 /// What became of one requested grant: the grant made, or the one that already gives it.
@@ -126,6 +132,17 @@ pub fn classify_grants(
             }
         })
         .collect()
+}
+
+/// The grant in force (pending or active) that a grant made for `spec` replaces: the
+/// person's grant of another role of the same product at the same organisation.
+pub fn replaced_by<'g>(spec: &GrantSpec, held: &'g [Grant]) -> Option<&'g Grant> {
+    held.iter().find(|g| {
+        g.status != GrantStatus::Revoked
+            && g.organization_id == spec.organization_id
+            && g.product_key == spec.product_key
+            && g.role_key != spec.role_key
+    })
 }
 
 /// An active grant of a role of the Portal product, held by an account.
@@ -293,6 +310,7 @@ mod tests {
             status,
             create_time: DateTime::<Utc>::MIN_UTC,
             update_time: DateTime::<Utc>::MIN_UTC,
+            previous_role_key: None,
         }
     }
 
@@ -364,6 +382,26 @@ mod tests {
             })
         );
         assert_eq!(classified[1], None);
+    }
+
+    #[test]
+    fn a_grant_of_another_role_of_the_same_product_and_organisation_is_replaced() {
+        let writer = grant(5, OrgKind::School, "websites-cms", GrantStatus::Active);
+        let other_school = grant(6, OrgKind::School, "websites-cms", GrantStatus::Active);
+        let held = [other_school, writer.clone()];
+        let mut publisher = spec_of(&writer);
+        publisher.role_key = RoleKey::from_known("publisher");
+        assert_eq!(replaced_by(&publisher, &held), Some(&writer));
+        assert_eq!(
+            replaced_by(&spec_of(&writer), &held),
+            None,
+            "same role: held"
+        );
+        let revoked = Grant {
+            status: GrantStatus::Revoked,
+            ..writer
+        };
+        assert_eq!(replaced_by(&publisher, &[revoked]), None);
     }
 
     #[test]

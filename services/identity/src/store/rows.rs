@@ -18,7 +18,7 @@ pub const STAFF_COLUMNS: &str = "id, trust_id, mis_id, given_name, family_name, 
 /// Every column of a grant row but `staff_id`, in [`GrantRow`]'s order.
 pub const GRANT_COLUMNS: &str = "id, invitation_id, trust_id, organization_kind, \
                                  organization_id, product_key, role_key, email, account_id, \
-                                 status, create_time, update_time";
+                                 status, create_time, update_time, previous_role_key";
 
 #[derive(sqlx::FromRow)]
 pub struct TrustRow {
@@ -171,6 +171,7 @@ pub struct GrantRow {
     status: Text<GrantStatus>,
     create_time: i64,
     update_time: i64,
+    previous_role_key: Option<RoleKey>,
 }
 
 impl From<GrantRow> for Grant {
@@ -188,6 +189,7 @@ impl From<GrantRow> for Grant {
             status: row.status.into_inner(),
             create_time: from_micros(row.create_time),
             update_time: from_micros(row.update_time),
+            previous_role_key: row.previous_role_key,
         }
     }
 }

@@ -9,7 +9,8 @@ use portal_runtime::db::{
     AsExecutor as _, Column, Db, RowsAffected as _, Statement, Text, is_unique_violation,
 };
 use portal_runtime::vocab::{
-    AccountId, Email, GrantId, IdSet, InvitationId, OrgKind, RequestId, SchoolId, StaffId, TrustId,
+    AccountId, Email, GrantId, IdSet, InvitationId, OrgKind, RequestId, RoleKey, SchoolId, StaffId,
+    TrustId,
 };
 use sqlx::{ColumnIndex, Database, Encode, FromRow, Type};
 
@@ -21,7 +22,8 @@ use super::{Backend, Store};
 use crate::domain::{
     Account, AdminGrant, ExistingStaff, Grant, GrantBatch, GrantOutcome, GrantResult, GrantStatus,
     NewAccount, NewSchool, NewTrust, School, StaffCursor, StaffEntry, StaffFilter, StaffMember,
-    StaffRecord, StaffStatus, SyncSummary, Trust, classify_grants, plan_sync, staff_search_key,
+    StaffRecord, StaffStatus, SyncSummary, Trust, classify_grants, plan_sync, replaced_by,
+    staff_search_key,
 };
 use crate::error::{Error, Result};
 
@@ -70,15 +72,21 @@ const TRUST_AND_SCHOOLS: &str = "SELECT t.id, s.id FROM trusts t \
 /// Followed by a list of rows.
 const INSERT_GRANTS: &str = "INSERT INTO grants (id, invitation_id, trust_id, \
                              organization_kind, organization_id, product_key, role_key, email, \
-                             staff_id, account_id, status, create_time, update_time) ";
+                             staff_id, account_id, status, create_time, update_time, \
+                             previous_role_key) ";
+/// One role per product per organisation: the grant a new one replaces is revoked.
+/// By the grant's natural key (an invitation makes each grant once).
+const REVOKE_REPLACED: &str = "UPDATE grants SET status = 'revoked', update_time = $1 \
+                               WHERE invitation_id = $2 AND organization_id = $3 \
+                               AND product_key = $4 AND role_key = $5 AND status <> 'revoked'";
 const INVITATION_GRANTS: &str = "SELECT id, invitation_id, trust_id, organization_kind, \
                                  organization_id, product_key, role_key, email, account_id, \
-                                 status, create_time, update_time \
+                                 status, create_time, update_time, previous_role_key \
                                  FROM grants WHERE invitation_id = $1 ORDER BY id";
 /// The grants of an invitation and those held by an email (not revoked).
 const RELEVANT_GRANTS: &str = "SELECT id, invitation_id, trust_id, organization_kind, \
                                organization_id, product_key, role_key, email, account_id, \
-                               status, create_time, update_time \
+                               status, create_time, update_time, previous_role_key \
                                FROM grants WHERE invitation_id = $1 \
                                OR (email = $2 AND status <> 'revoked') ORDER BY id";
 const ACTIVATE_GRANTS: &str = "UPDATE grants SET status = 'active', account_id = $1, \
@@ -89,12 +97,12 @@ const REVOKE_IN_FORCE: &str = "UPDATE grants SET status = 'revoked', update_time
                                WHERE invitation_id = $2 AND status IN ('pending', 'active')";
 const ACCESS_GRANTS: &str = "SELECT id, invitation_id, trust_id, organization_kind, \
                              organization_id, product_key, role_key, email, account_id, status, \
-                             create_time, update_time \
+                             create_time, update_time, previous_role_key \
                              FROM grants WHERE account_id = $1 AND status = 'active' \
                              UNION ALL \
                              SELECT id, invitation_id, trust_id, organization_kind, \
                              organization_id, product_key, role_key, email, account_id, status, \
-                             create_time, update_time \
+                             create_time, update_time, previous_role_key \
                              FROM grants WHERE email = $2 AND status <> 'revoked' \
                              AND account_id IS NULL";
 const ADMIN_GRANTS: &str = "SELECT trust_id, organization_kind, role_key FROM grants \
@@ -781,6 +789,7 @@ where
                         status,
                         create_time: from_micros(micros),
                         update_time: from_micros(micros),
+                        previous_role_key: None,
                     };
                     GrantResult {
                         grant,
@@ -866,6 +875,22 @@ where
                     .filter(|(_, r)| r.is_none())
                     .map(|(i, _)| (i, GrantId::generate()))
                     .collect();
+                // One role per product per organisation: a grant of another role of the same
+                // product at the same organisation is revoked, and the new one names it.
+                let mut replaced: Vec<Option<RoleKey>> = vec![None; batch.specs.len()];
+                for (index, _) in &to_make {
+                    if let Some(old) = replaced_by(&batch.specs[*index], &held) {
+                        sqlx::query(REVOKE_REPLACED)
+                            .bind(micros)
+                            .bind(old.invitation_id)
+                            .bind(old.organization_id)
+                            .bind(&old.product_key)
+                            .bind(&old.role_key)
+                            .execute(conn.exec())
+                            .await?;
+                        replaced[*index] = Some(old.role_key.clone());
+                    }
+                }
                 if !to_make.is_empty() {
                     let mut statement = Statement::<DB>::new(INSERT_GRANTS);
                     statement.values(&to_make, |row, (index, id)| {
@@ -882,7 +907,8 @@ where
                             .bind(account_id.map(|id| id.to_string()))
                             .bind(Text(status))
                             .bind(micros)
-                            .bind(micros);
+                            .bind(micros)
+                            .bind(replaced[*index].clone().map(RoleKey::into_string));
                     });
                     // A concurrent call may have made some of them meanwhile: those rows are
                     // skipped here and classified again below.
@@ -905,7 +931,10 @@ where
                         results[*index] = match made {
                             Some(grant) => Some(GrantResult {
                                 grant: grant.clone(),
-                                outcome: GrantOutcome::Created,
+                                outcome: match grant.previous_role_key {
+                                    Some(_) => GrantOutcome::RoleChanged,
+                                    None => GrantOutcome::Created,
+                                },
                             }),
                             None => classify_grants(spec, &of_invitation, &held).pop().flatten(),
                         };

@@ -269,6 +269,8 @@ impl From<GrantState> for pb::GrantState {
             GrantState::Pending => pb::GrantState::Pending,
             GrantState::Active => pb::GrantState::Active,
             GrantState::AlreadyHeld => pb::GrantState::AlreadyHeld,
+            GrantState::Dropped => pb::GrantState::Dropped,
+            GrantState::RoleChanged => pb::GrantState::RoleChanged,
         }
     }
 }
@@ -281,6 +283,7 @@ impl From<GrantedAccess> for pb::GrantedAccess {
             product_key: grant.product_key.into(),
             role_key: grant.role_key.into(),
             state: pb::GrantState::from(grant.state) as i32,
+            previous_role_key: grant.previous_role_key.map(Into::into).unwrap_or_default(),
         }
     }
 }
@@ -480,6 +483,7 @@ mod tests {
                 product_key: ProductKey::from_known("sonar"),
                 role_key: RoleKey::from_known("viewer"),
                 state: GrantState::Pending,
+                previous_role_key: None,
             }],
             ..Invitation::example(chrono::Utc::now())
         };

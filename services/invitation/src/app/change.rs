@@ -10,7 +10,7 @@ use super::{App, signed_in};
 use crate::domain::catalogue::product_names;
 use crate::domain::{EmailDetails, Invitation, NewStep};
 use crate::error::{Error, Result};
-use crate::store::Transition;
+use crate::store::{Refusal, Transition};
 
 impl App {
     /// R9: a new link and a new window; every earlier link stops working. `bearer` is the
@@ -41,11 +41,12 @@ impl App {
         Ok(self.seen(invitation))
     }
 
-    /// R10: withdraws a pending invitation and its pending grants; its link stops working.
+    /// R10: withdraws a pending invitation and its grants; its link stops working. An accept
+    /// that claimed the invitation first wins (the revoke is refused).
     pub async fn revoke(&self, caller: &Principal, id: InvitationId) -> Result<Invitation> {
         self.visible(caller, id).await?;
         let now = self.now();
-        let revoke = NewStep::revoke_pending(id);
+        let revoke = NewStep::revoke_dropped(id);
         let revoked = self.store.revoke(id, now, &revoke, wall_now()).await?;
         let invitation = changed(id, revoked)?;
         self.outbox.revoke_soon(id, revoke.id).await?;
@@ -57,5 +58,8 @@ impl App {
 fn changed(id: InvitationId, transition: Option<Transition>) -> Result<Invitation> {
     transition
         .ok_or(Error::NotFound { id })?
-        .map_err(|status| Error::NotPending { status })
+        .map_err(|refusal| match refusal {
+            Refusal::NotPending(status) => Error::NotPending { status },
+            Refusal::BeingAccepted => Error::BeingAccepted,
+        })
 }

@@ -3,6 +3,7 @@
 use portal_runtime::vocab::AccountId;
 
 use super::App;
+use super::outbox::lease_end;
 use crate::domain::{AcceptInput, Accepted, Invitation, LinkToken};
 use crate::error::{Error, Result};
 
@@ -32,9 +33,27 @@ impl App {
         let invitation = self.usable_link(&input.token).await?;
         // The grants must exist in identity before they can be activated.
         self.outbox.complete_grants(invitation.id).await?;
-        self.store.mark_accepting(invitation.id).await?;
-        let account_id = self.register(&invitation, &input).await?;
-        self.identity
+        // Revoke and accept are serialised on the invitation: the accept claims it before
+        // registering anything, and a revoke, resend or expiry that committed first wins.
+        if !self
+            .store
+            .claim_accept(invitation.id, &hash, self.now(), lease_end())
+            .await?
+        {
+            return Err(self.refused_now(&input.token).await);
+        }
+        let account_id = match self.register(&invitation, &input).await {
+            Ok(account_id) => account_id,
+            Err(error) => {
+                // Nothing was registered: a revoke may go ahead.
+                if let Err(release) = self.store.release_accept(invitation.id).await {
+                    tracing::warn!(error = %release, "releasing an accept's claim failed");
+                }
+                return Err(error);
+            }
+        };
+        let withdrawn = self
+            .identity
             .activate_grants(invitation.id, account_id)
             .await?;
         let now = self.now();
@@ -44,7 +63,7 @@ impl App {
                 invitation.id,
                 account_id,
                 input.request_id.as_ref(),
-                &invitation.accepted_grants(),
+                &invitation.accepted_grants(&withdrawn),
                 now,
             )
             .await?;
@@ -54,13 +73,22 @@ impl App {
             .await?
             .ok_or_else(|| anyhow::anyhow!("accepted invitation vanished"))?;
         if !completed {
-            // Another accept finished first, or the invitation was withdrawn meanwhile.
+            // Another accept of the same link finished first.
             stored.check_link(&hash, now).map_err(Error::Link)?;
         }
         Ok(Accepted {
             account_id,
             invitation: self.seen(stored),
         })
+    }
+
+    /// Why a link that was usable a moment ago is refused now.
+    async fn refused_now(&self, token: &LinkToken) -> Error {
+        match self.usable_link(token).await {
+            Err(error) => error,
+            // Checked against an instant later than the claim's.
+            Ok(_) => Error::Link(crate::domain::LinkRefusal::Expired),
+        }
     }
 
     /// The invitation a link belongs to, if the link is usable now.

@@ -14,7 +14,9 @@ use portal_proto::identity::v1 as id;
 use portal_runtime::auth::admin::AdminDecision;
 use portal_runtime::client::{AuthedChannel, ClientSettings, authed_channel};
 use portal_runtime::error::{ApiError, Violation, status_reason, status_violations};
-use portal_runtime::vocab::{AccountId, Email, IdSet, InvitationId, SchoolId, StaffId, TrustId};
+use portal_runtime::vocab::{
+    AccountId, Email, IdSet, InvitationId, RoleKey, SchoolId, StaffId, TrustId,
+};
 
 use super::{Cached, locked, remote};
 use crate::domain::{AcceptInput, Delivery, GrantState, GrantedAccess, Invitation, StaffMember};
@@ -287,21 +289,30 @@ impl Identity {
         Ok(made(&invitation.granted, &reply.results, activate))
     }
 
-    /// R11: the invitation's pending grants become the new account's.
+    /// R11: the invitation's pending grants become the account's. Returns the grants that
+    /// are not in force (replaced by another role meanwhile), as (organisation id, product,
+    /// role).
     pub async fn activate_grants(
         &self,
         invitation_id: InvitationId,
         account_id: AccountId,
-    ) -> Result<()> {
-        self.grants
+    ) -> Result<Vec<(String, String, String)>> {
+        let reply = self
+            .grants
             .clone()
             .activate_grants(id::ActivateGrantsRequest {
                 invitation_id: invitation_id.to_string(),
                 account_id: account_id.to_string(),
             })
             .await
-            .map(|_| ())
-            .map_err(|s| remote("identity", s))
+            .map_err(|s| remote("identity", s))?
+            .into_inner();
+        Ok(reply
+            .grants
+            .into_iter()
+            .filter(|g| g.status == id::GrantStatus::Revoked as i32)
+            .map(|g| (g.organization_id, g.product_key, g.role_key))
+            .collect())
     }
 
     /// R7/R10: withdraws the invitation's grants (only the pending ones when `pending_only`).
@@ -386,10 +397,23 @@ fn made(
         .iter()
         .enumerate()
         .map(|(i, g)| {
-            let state = match results.get(i) {
+            let result = results.get(i);
+            // Set when identity made the grant in place of another role (on a retried call
+            // too, where the outcome is ALREADY_GRANTED).
+            let previous_role_key = match result {
+                Some(r) if r.outcome != id::GrantOutcome::AlreadyHeld as i32 => r
+                    .grant
+                    .as_ref()
+                    .map(|g| g.previous_role_key.as_str())
+                    .filter(|key| !key.is_empty())
+                    .map(RoleKey::from_known),
+                _ => None,
+            };
+            let state = match result {
                 Some(r) if r.outcome == id::GrantOutcome::AlreadyHeld as i32 => {
                     GrantState::AlreadyHeld
                 }
+                Some(_) if previous_role_key.is_some() => GrantState::RoleChanged,
                 Some(r)
                     if r.grant.as_ref().map(|g| g.status)
                         == Some(id::GrantStatus::Active as i32) =>
@@ -400,7 +424,11 @@ fn made(
                 None if activate => GrantState::Active,
                 None => GrantState::Pending,
             };
-            GrantedAccess { state, ..g.clone() }
+            GrantedAccess {
+                state,
+                previous_role_key,
+                ..g.clone()
+            }
         })
         .collect()
 }

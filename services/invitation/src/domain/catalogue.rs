@@ -74,6 +74,7 @@ mod tests {
             product_key: ProductKey::from_known(key),
             role_key: RoleKey::from_known("viewer"),
             state: GrantState::Pending,
+            previous_role_key: None,
         };
         let (a, b) = (
             Org::School(SchoolId::generate()),

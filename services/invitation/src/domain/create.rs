@@ -210,6 +210,7 @@ fn outcome(
         product_key: input.trust_access.product_key.clone(),
         role_key: input.trust_access.role_key.clone(),
         state,
+        previous_role_key: None,
     }];
     let mut skipped = Vec::new();
     if let Some(school) = &input.school_access {
@@ -220,6 +221,7 @@ fn outcome(
                     product_key: pair.product_key.clone(),
                     role_key: school.role_key.clone(),
                     state,
+                    previous_role_key: None,
                 });
             } else {
                 skipped.push(SkippedAccess {
@@ -270,6 +272,7 @@ impl Plan {
             account_id: None,
             create_time: draft.now,
             update_time: draft.now,
+            accept_until: 0,
         };
         let email = EmailDetails {
             trust_name: draft.trust_name,

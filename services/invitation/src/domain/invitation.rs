@@ -109,6 +109,12 @@ pub enum GrantState {
     Active,
     /// The person already held this access through another invitation.
     AlreadyHeld,
+    /// Not in force: withdrawn with its invitation, which expired or was revoked.
+    Dropped,
+    /// Granted in place of another role of the same product at the same organisation, which
+    /// the person held and no longer does (`previous_role_key`); in force as the invitation
+    /// says (pending until sign-up, or active).
+    RoleChanged,
 }
 
 /// One access an invitation grants.
@@ -118,6 +124,8 @@ pub struct GrantedAccess {
     pub product_key: ProductKey,
     pub role_key: RoleKey,
     pub state: GrantState,
+    /// The role this grant replaced (state RoleChanged).
+    pub previous_role_key: Option<RoleKey>,
 }
 
 /// Why a (school, product) pair asked for was not granted.
@@ -179,9 +187,17 @@ pub struct Invitation {
     pub account_id: Option<AccountId>,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
+    /// Wall-clock micros until which an accept holds the invitation (0: none does). While
+    /// it holds, the invitation is not revoked, resent or expired.
+    pub accept_until: i64,
 }
 
 impl Invitation {
+    /// Whether an accept holds the invitation at wall-clock `wall_now`.
+    pub fn being_accepted(&self, wall_now: i64) -> bool {
+        self.accept_until > wall_now
+    }
+
     /// The status as of `now`: a PENDING invitation past its expiry is EXPIRED even before the
     /// sweeper has recorded it.
     pub fn status_at(&self, now: DateTime<Utc>) -> Status {
@@ -209,23 +225,43 @@ impl Invitation {
         }
     }
 
-    /// The invitation as a caller sees it at `now` (its status as of then).
+    /// The invitation as a caller sees it at `now`: its status as of then and, once it
+    /// expired or was revoked, its grants as dropped (but for access the person already held).
     pub fn seen_at(mut self, now: DateTime<Utc>) -> Self {
         self.status = self.status_at(now);
+        if matches!(self.status, Status::Expired | Status::Revoked) {
+            for grant in &mut self.granted {
+                if grant.state != GrantState::AlreadyHeld {
+                    grant.state = GrantState::Dropped;
+                }
+            }
+        }
         self
     }
 
     /// R11: the grants once the invitee has accepted: active, but for the access the person
-    /// already held.
-    pub fn accepted_grants(&self) -> Vec<GrantedAccess> {
+    /// already held and those `withdrawn` in identity meanwhile (organisation id, product,
+    /// role: replaced by another role), which are dropped.
+    pub fn accepted_grants(&self, withdrawn: &[(String, String, String)]) -> Vec<GrantedAccess> {
         self.granted
             .iter()
-            .map(|g| GrantedAccess {
-                state: match g.state {
-                    GrantState::AlreadyHeld => GrantState::AlreadyHeld,
-                    GrantState::Pending | GrantState::Active => GrantState::Active,
-                },
-                ..g.clone()
+            .map(|g| {
+                let gone = withdrawn.iter().any(|(org, product, role)| {
+                    *org == g.org.to_string()
+                        && product == g.product_key.as_str()
+                        && role == g.role_key.as_str()
+                });
+                GrantedAccess {
+                    state: match g.state {
+                        GrantState::AlreadyHeld => GrantState::AlreadyHeld,
+                        _ if gone => GrantState::Dropped,
+                        GrantState::RoleChanged => GrantState::RoleChanged,
+                        GrantState::Pending | GrantState::Active | GrantState::Dropped => {
+                            GrantState::Active
+                        }
+                    },
+                    ..g.clone()
+                }
             })
             .collect()
     }
@@ -267,6 +303,7 @@ impl Invitation {
                 product_key: trust_access.product_key.clone(),
                 role_key: trust_access.role_key.clone(),
                 state: GrantState::Pending,
+                previous_role_key: None,
             }],
             trust_access,
             school_access: None,
@@ -279,6 +316,7 @@ impl Invitation {
             account_id: None,
             create_time: now,
             update_time: now,
+            accept_until: 0,
         }
     }
 }
@@ -396,6 +434,25 @@ mod tests {
             invitation(Status::Pending, later, &newer).check_link(&hash, now),
             Err(LinkRefusal::Superseded)
         );
+    }
+
+    #[test]
+    fn an_expired_or_revoked_invitation_shows_its_grants_as_dropped() {
+        let now = Utc::now();
+        let token = LinkToken::generate();
+        let mut held = invitation(Status::Revoked, now + chrono::Duration::days(1), &token);
+        held.granted.push(GrantedAccess {
+            state: GrantState::AlreadyHeld,
+            ..held.granted[0].clone()
+        });
+        let revoked = held.seen_at(now);
+        assert_eq!(revoked.granted[0].state, GrantState::Dropped);
+        assert_eq!(revoked.granted[1].state, GrantState::AlreadyHeld);
+        let expired = invitation(Status::Pending, now, &token).seen_at(now);
+        assert_eq!(expired.status, Status::Expired);
+        assert_eq!(expired.granted[0].state, GrantState::Dropped);
+        let pending = invitation(Status::Pending, now + chrono::Duration::days(1), &token);
+        assert_eq!(pending.seen_at(now).granted[0].state, GrantState::Pending);
     }
 
     #[test]

@@ -100,9 +100,13 @@ impl NewStep {
         Self::of(invitation_id, StepKind::Grant, "{}".into())
     }
 
-    /// The revoke queued when an invitation expires or is withdrawn: its pending grants go.
-    pub fn revoke_pending(invitation_id: InvitationId) -> Self {
-        let payload = RevokePayload { pending_only: true };
+    /// The revoke queued when an invitation expires or is withdrawn: every grant it made
+    /// goes, so none stays active under an invitation that was not accepted (an accept that
+    /// registered the account but lost its claim cannot leave access behind).
+    pub fn revoke_dropped(invitation_id: InvitationId) -> Self {
+        let payload = RevokePayload {
+            pending_only: false,
+        };
         Self::of(invitation_id, StepKind::Revoke, to_json(&payload))
     }
 
@@ -175,8 +179,10 @@ mod tests {
         for (new, work) in [
             (NewStep::grant(invitation), Work::Grant),
             (
-                NewStep::revoke_pending(invitation),
-                Work::Revoke { pending_only: true },
+                NewStep::revoke_dropped(invitation),
+                Work::Revoke {
+                    pending_only: false,
+                },
             ),
             (
                 NewStep::email(invitation, &details),
@@ -193,8 +199,8 @@ mod tests {
             assert_eq!(step.work(), Ok(work));
         }
         assert_eq!(
-            NewStep::revoke_pending(invitation).payload,
-            r#"{"pending_only":true}"#
+            NewStep::revoke_dropped(invitation).payload,
+            r#"{"pending_only":false}"#
         );
     }
 

@@ -46,8 +46,17 @@ pub enum CreateOutcome {
     PendingExists { invitation_id: InvitationId },
 }
 
-/// Whether a state change applied, or the status that prevented it.
-pub type Transition = std::result::Result<Invitation, Status>;
+/// Why a change of an invitation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The invitation is no longer PENDING: it is in this status.
+    NotPending(Status),
+    /// An accept of its link holds it: the accept committed first.
+    BeingAccepted,
+}
+
+/// Whether a state change applied, or why it was refused.
+pub type Transition = std::result::Result<Invitation, Refusal>;
 
 /// A new invitation as the store is asked to keep it.
 #[derive(Debug, Clone, Copy)]
@@ -95,7 +104,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Invitation>>;
 
     /// R9: a new expiry; earlier links stop working at once; unsent emails of the invitation
-    /// are cancelled and `email` queued. Only a PENDING invitation not yet expired at `now`.
+    /// are cancelled and `email` queued. Only a PENDING invitation not yet expired at `now`
+    /// and not held by an accept at `wall_now`.
     async fn resend(
         &self,
         id: InvitationId,
@@ -105,8 +115,9 @@ pub trait Store: Send + Sync + 'static {
         wall_now: i64,
     ) -> Result<Option<Transition>>;
 
-    /// R10: PENDING → REVOKED with `revoke` queued and unsent emails cancelled. An already
-    /// REVOKED invitation is returned unchanged.
+    /// R10: PENDING → REVOKED with `revoke` queued and unsent emails cancelled, unless an
+    /// accept holds the invitation at `wall_now`. An already REVOKED invitation is returned
+    /// unchanged.
     async fn revoke(
         &self,
         id: InvitationId,
@@ -116,7 +127,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Transition>>;
 
     /// R7: marks up to `limit` PENDING invitations past their expiry EXPIRED, each with a
-    /// revoke of its pending grants queued. Returns their ids.
+    /// revoke of its grants queued; one an accept holds at `wall_now` waits. Returns their
+    /// ids.
     async fn expire_due(
         &self,
         now: DateTime<Utc>,
@@ -135,11 +147,24 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<bool>;
 
-    /// Notes that an accept has started registering the invitee's account.
-    async fn mark_accepting(&self, id: InvitationId) -> Result<()>;
+    /// An accept's claim on the invitation, before anything is registered: it holds the
+    /// invitation until `until` (wall-clock micros) if the invitation is PENDING, `hash` is
+    /// its current link and the link has not expired at `now`. False when a revoke, resend or
+    /// expiry committed first. Also notes that an accept has started registering the
+    /// invitee's account.
+    async fn claim_accept(
+        &self,
+        id: InvitationId,
+        hash: &LinkHash,
+        now: DateTime<Utc>,
+        until: i64,
+    ) -> Result<bool>;
 
-    /// PENDING → ACCEPTED for `account_id`, recording the request id. False when the
-    /// invitation was no longer PENDING.
+    /// Lets go of an accept's claim that registered nothing.
+    async fn release_accept(&self, id: InvitationId) -> Result<()>;
+
+    /// PENDING → ACCEPTED for `account_id`, recording the request id and ending the accept's
+    /// claim. False when the invitation was no longer PENDING.
     async fn complete_accept(
         &self,
         id: InvitationId,

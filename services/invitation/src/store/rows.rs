@@ -24,7 +24,7 @@ pub const INVITATION_COLUMNS: &str = "i.id, i.trust_id, i.trust_name, i.staff_id
     i.staff_email, i.staff_given_name, i.inviter_account_id, i.trust_product_key, \
     i.trust_role_key, i.school_access, i.status, i.delivery, i.granted, i.skipped, \
     i.expire_time, i.current_link_hash, i.accepting, i.account_id, i.create_time, \
-    i.update_time";
+    i.update_time, i.accept_until";
 
 /// An invitation row.
 #[derive(FromRow)]
@@ -52,6 +52,7 @@ pub struct InvitationRow {
     account_id: Option<AccountId>,
     create_time: i64,
     update_time: i64,
+    accept_until: i64,
 }
 
 impl TryFrom<InvitationRow> for Invitation {
@@ -87,6 +88,7 @@ impl TryFrom<InvitationRow> for Invitation {
             account_id: row.account_id,
             create_time: from_micros(row.create_time),
             update_time: from_micros(row.update_time),
+            accept_until: row.accept_until,
         })
     }
 }
@@ -213,6 +215,9 @@ struct GrantJson<'a> {
     product_key: Cow<'a, str>,
     role_key: Cow<'a, str>,
     state: GrantState,
+    /// Written only when set, so the column keeps the JSON it always held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_role_key: Option<Cow<'a, str>>,
 }
 
 /// The `granted` column.
@@ -225,6 +230,10 @@ pub fn granted_json(granted: &[GrantedAccess]) -> String {
             product_key: Cow::Borrowed(g.product_key.as_str()),
             role_key: Cow::Borrowed(g.role_key.as_str()),
             state: g.state,
+            previous_role_key: g
+                .previous_role_key
+                .as_ref()
+                .map(|r| Cow::Borrowed(r.as_str())),
         })
         .collect();
     to_json(&json)
@@ -237,6 +246,7 @@ impl From<GrantJson<'_>> for GrantedAccess {
             product_key: ProductKey::from_known(&json.product_key),
             role_key: RoleKey::from_known(&json.role_key),
             state: json.state,
+            previous_role_key: json.previous_role_key.map(|r| RoleKey::from_known(&r)),
         }
     }
 }
@@ -288,12 +298,14 @@ mod tests {
                 product_key: ProductKey::from_known("portal"),
                 role_key: RoleKey::from_known("full-edit"),
                 state: GrantState::Pending,
+                previous_role_key: None,
             },
             GrantedAccess {
                 org: Org::School(school),
                 product_key: ProductKey::from_known("comms-hub"),
                 role_key: RoleKey::from_known("writer"),
                 state: GrantState::AlreadyHeld,
+                previous_role_key: None,
             },
         ];
         let text = granted_json(&granted);

@@ -16,7 +16,7 @@ use portal_runtime::vocab::{
 };
 
 use super::rows::{INVITATION_COLUMNS, InvitationRow, StepRow, bind_invitation, granted_json};
-use super::{Backend, CreateOutcome, NewInvitation, Store, Transition};
+use super::{Backend, CreateOutcome, NewInvitation, Refusal, Store, Transition};
 use crate::domain::{
     GrantedAccess, Invitation, LinkHash, ListFilter, NewStep, PageKey, Status, Step, StepKind,
     StepOutcome,
@@ -181,7 +181,7 @@ where
                         .bind(id)
                         .execute(conn.exec())
                         .await?;
-                    let step = NewStep::revoke_pending(id);
+                    let step = NewStep::revoke_dropped(id);
                     Self::insert_step(conn, &step, new.wall_now).await?;
                     revoke_steps.push(step.id);
                 }
@@ -306,7 +306,7 @@ where
     }
 
     /// A change of a PENDING invitation, in one transaction: when the invitation is PENDING
-    /// at `now`, `update` changes its row, its unsent emails are cancelled and `queued` is
+    /// at `now` and no accept holds it, `update` changes its row, its unsent emails are cancelled and `queued` is
     /// queued; it is then read back. One already in `done` is returned unchanged; one in any
     /// other status is refused with it.
     async fn transition(
@@ -322,17 +322,34 @@ where
             queued,
             wall_now,
         } = change;
+        // The answer when the invitation is not PENDING and free at `now`.
+        let refused = |invitation: Invitation| match invitation.status_at(now) {
+            // An accept that claimed the invitation first wins.
+            Status::Pending if invitation.being_accepted(wall_now) => {
+                Some(Err(Refusal::BeingAccepted))
+            }
+            Status::Pending => None,
+            status if Some(status) == done => Some(Ok(invitation)),
+            other => Some(Err(Refusal::NotPending(other))),
+        };
         self.db
             .write(op, async |conn| {
                 let Some(invitation) = Self::get_in(conn, id).await? else {
                     return Ok(None);
                 };
-                match invitation.status_at(now) {
-                    Status::Pending => {}
-                    status if Some(status) == done => return Ok(Some(Ok(invitation))),
-                    other => return Ok(Some(Err(other))),
+                if let Some(answer) = refused(invitation) {
+                    return Ok(Some(answer));
                 }
-                update.execute(conn.exec()).await?;
+                // The update is conditional on the same: a claim or change that committed
+                // since the read (PostgreSQL reads without locking) makes it change nothing.
+                if update.execute(conn.exec()).await?.rows_affected() == 0 {
+                    let Some(invitation) = Self::get_in(conn, id).await? else {
+                        return Ok(None);
+                    };
+                    return Ok(Some(
+                        refused(invitation).unwrap_or(Err(Refusal::BeingAccepted)),
+                    ));
+                }
                 Self::cancel_open_emails(conn, id, wall_now).await?;
                 Self::insert_step(conn, queued, wall_now).await?;
                 Ok(Self::get_in(conn, id).await?.map(Ok))
@@ -493,11 +510,12 @@ where
     ) -> Result<Option<Transition>> {
         let update = sqlx::query(
             "UPDATE invitations SET expire_time = $1, current_link_hash = NULL, \
-             update_time = $2 WHERE id = $3",
+             update_time = $2 WHERE id = $3 AND status = 'PENDING' AND accept_until <= $4",
         )
         .bind(to_micros(expire_time))
         .bind(to_micros(now))
-        .bind(id);
+        .bind(id)
+        .bind(wall_now);
         let change = Change {
             id,
             now,
@@ -517,10 +535,12 @@ where
         wall_now: i64,
     ) -> Result<Option<Transition>> {
         let update = sqlx::query(
-            "UPDATE invitations SET status = 'REVOKED', update_time = $1 WHERE id = $2",
+            "UPDATE invitations SET status = 'REVOKED', update_time = $1 \
+             WHERE id = $2 AND status = 'PENDING' AND accept_until <= $3",
         )
         .bind(to_micros(now))
-        .bind(id);
+        .bind(id)
+        .bind(wall_now);
         let change = Change {
             id,
             now,
@@ -541,8 +561,8 @@ where
         let sql = format!(
             "UPDATE invitations SET status = 'EXPIRED', update_time = $1 \
              WHERE id IN (SELECT id FROM invitations WHERE status = 'PENDING' \
-             AND expire_time <= $1 ORDER BY expire_time LIMIT $2 {}) \
-             AND status = 'PENDING' RETURNING id",
+             AND expire_time <= $1 AND accept_until <= $3 ORDER BY expire_time LIMIT $2 {}) \
+             AND status = 'PENDING' AND accept_until <= $3 RETURNING id",
             DB::CLAIM_ROWS
         );
         self.db
@@ -550,11 +570,12 @@ where
                 let ids: Vec<InvitationId> = sqlx::query_scalar(&sql)
                     .bind(to_micros(now))
                     .bind(limit)
+                    .bind(wall_now)
                     .fetch_all(conn.exec())
                     .await?;
                 for &id in &ids {
                     Self::cancel_open_emails(conn, id, wall_now).await?;
-                    let step = NewStep::revoke_pending(id);
+                    let step = NewStep::revoke_dropped(id);
                     Self::insert_step(conn, &step, wall_now).await?;
                 }
                 Ok(ids)
@@ -605,11 +626,36 @@ where
             .await
     }
 
-    async fn mark_accepting(&self, id: InvitationId) -> Result<()> {
+    async fn claim_accept(
+        &self,
+        id: InvitationId,
+        hash: &LinkHash,
+        now: DateTime<Utc>,
+        until: i64,
+    ) -> Result<bool> {
         self.db
-            .run("mark_accepting", async |conn| {
-                sqlx::query("UPDATE invitations SET accepting = $1 WHERE id = $2")
-                    .bind(true)
+            .run("claim_accept", async |conn| {
+                let claimed = sqlx::query(
+                    "UPDATE invitations SET accepting = $1, accept_until = $2 \
+                     WHERE id = $3 AND status = 'PENDING' AND current_link_hash = $4 \
+                     AND (expire_time IS NULL OR expire_time > $5)",
+                )
+                .bind(true)
+                .bind(until)
+                .bind(id)
+                .bind(hash)
+                .bind(to_micros(now))
+                .execute(conn.exec())
+                .await?;
+                Ok(claimed.rows_affected() == 1)
+            })
+            .await
+    }
+
+    async fn release_accept(&self, id: InvitationId) -> Result<()> {
+        self.db
+            .run("release_accept", async |conn| {
+                sqlx::query("UPDATE invitations SET accept_until = 0 WHERE id = $1")
                     .bind(id)
                     .execute(conn.exec())
                     .await?;
@@ -630,7 +676,7 @@ where
             .write("complete_accept", async |conn| {
                 let updated = sqlx::query(
                     "UPDATE invitations SET status = 'ACCEPTED', account_id = $1, granted = $2, \
-                     update_time = $3 WHERE id = $4 AND status = 'PENDING'",
+                     update_time = $3, accept_until = 0 WHERE id = $4 AND status = 'PENDING'",
                 )
                 .bind(account_id)
                 .bind(granted_json(granted))
