@@ -29,6 +29,62 @@ pub struct UpArgs {
     /// Skip seeding the demo trust.
     #[arg(long)]
     no_demo: bool,
+    /// Print the calls between services this command wires, as JSON, and exit (the
+    /// Kubernetes manifests are checked against it).
+    #[arg(long, hide = true)]
+    print_links: bool,
+}
+
+/// A call from one service to another: `caller` reaches `callee` at the URL given by
+/// `flag` (`env` in the environment) and presents its own service token.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Link {
+    pub caller: &'static str,
+    pub callee: &'static str,
+    pub flag: &'static str,
+    pub env: &'static str,
+}
+
+/// Every service-to-service call of the suite. `portal up` wires exactly these, and
+/// `.ci/check-k8s` checks that the manifests do too (URL, service token, NetworkPolicies).
+pub const LINKS: [Link; 3] = [
+    Link {
+        caller: "subscription",
+        callee: "identity",
+        flag: "--identity-url",
+        env: "PORTAL_IDENTITY_URL",
+    },
+    Link {
+        caller: "invitation",
+        callee: "identity",
+        flag: "--identity-url",
+        env: "PORTAL_IDENTITY_URL",
+    },
+    Link {
+        caller: "invitation",
+        callee: "subscription",
+        flag: "--subscription-url",
+        env: "PORTAL_SUBSCRIPTION_URL",
+    },
+];
+
+/// The flags that wire `caller` to the services it calls: their URLs and its token.
+fn links_of(
+    caller: &str,
+    url_of: impl Fn(&str) -> String,
+    tokens: &std::collections::HashMap<&str, String>,
+) -> anyhow::Result<Vec<String>> {
+    let mut flags = Vec::new();
+    for link in LINKS.iter().filter(|link| link.caller == caller) {
+        flags.extend([link.flag.to_string(), url_of(link.callee)]);
+    }
+    if !flags.is_empty() {
+        let token = tokens
+            .get(caller)
+            .with_context(|| format!("no service token for {caller}"))?;
+        flags.extend(["--service-token".to_string(), token.clone()]);
+    }
+    Ok(flags)
 }
 
 /// Parses a service's configuration from flags, as its own subcommand would.
@@ -50,6 +106,10 @@ fn database(data_dir: &Path, name: &str) -> DatabaseArgs {
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    if args.print_links {
+        println!("{}", serde_json::to_string_pretty(&LINKS)?);
+        return Ok(());
+    }
     let data = &args.data_dir;
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     let keys_dir = data.join("keys");
@@ -100,8 +160,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             public_key.display().to_string(),
         ]
     };
-    let identity_url = format!("http://{}", addr(args.identity_port));
-    let subscription_url = format!("http://{}", addr(args.subscription_port));
+    let url_of = |service: &str| {
+        let port = match service {
+            "identity" => args.identity_port,
+            "subscription" => args.subscription_port,
+            _ => args.invitation_port,
+        };
+        format!("http://{}", addr(port))
+    };
     let mail_dir = data.join("mail");
 
     let mut flags = common(args.identity_port, &identity_db);
@@ -109,25 +175,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         "--token-private-key".into(),
         private_key.display().to_string(),
     ]);
+    flags.extend(links_of("identity", url_of, &tokens)?);
     let identity: portal_identity::Config = service_config(flags)?;
 
     let mut flags = common(args.subscription_port, &subscription_db);
-    flags.extend([
-        "--identity-url".into(),
-        identity_url.clone(),
-        "--service-token".into(),
-        tokens["subscription"].clone(),
-    ]);
+    flags.extend(links_of("subscription", url_of, &tokens)?);
     let subscription: portal_subscription::Config = service_config(flags)?;
 
     let mut flags = common(args.invitation_port, &invitation_db);
+    flags.extend(links_of("invitation", url_of, &tokens)?);
     flags.extend([
-        "--identity-url".into(),
-        identity_url.clone(),
-        "--subscription-url".into(),
-        subscription_url.clone(),
-        "--service-token".into(),
-        tokens["invitation"].clone(),
         "--mail-dir".into(),
         mail_dir.display().to_string(),
         "--link-base-url".into(),

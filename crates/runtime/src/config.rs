@@ -70,6 +70,45 @@ pub struct ServerArgs {
     /// production a migration Job with its own credentials migrates (`portal migrate`).
     #[arg(long, env = "PORTAL_MIGRATE")]
     pub migrate: bool,
+
+    /// `production` refuses settings only fit for trying the suite out (placeholder link
+    /// and sender addresses).
+    #[arg(
+        long,
+        env = "PORTAL_ENVIRONMENT",
+        value_enum,
+        default_value = "development"
+    )]
+    pub environment: Environment,
+}
+
+/// Where a server runs: production refuses placeholders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// Whether a host name is one that can never be a real deployment's: loopback, or a name
+/// reserved for documentation and testing (RFC 2606, RFC 6761).
+pub fn is_placeholder_host(host: &str) -> bool {
+    let host = host
+        .trim()
+        .trim_end_matches('.')
+        .trim_matches(['[', ']'])
+        .to_ascii_lowercase();
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return ip.is_loopback() || ip.is_unspecified();
+    }
+    let reserved_domains = ["example.org", "example.com", "example.net", "localhost"];
+    let reserved_tlds = ["example", "invalid", "test", "localhost"];
+    host.is_empty()
+        || reserved_domains
+            .iter()
+            .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+        || reserved_tlds
+            .iter()
+            .any(|tld| host.rsplit('.').next() == Some(tld))
 }
 
 impl ServerArgs {
@@ -85,6 +124,7 @@ impl ServerArgs {
             drain_timeout: Duration::from_secs(20),
             max_connection_age: Duration::from_secs(300),
             migrate: true,
+            environment: Environment::Development,
         }
     }
 }
@@ -278,6 +318,31 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(error.contains("/nonexistent/url"), "{error}");
+    }
+
+    #[test]
+    fn loopback_and_reserved_names_are_placeholders_and_real_names_are_not() {
+        for host in [
+            "localhost",
+            "127.0.0.1",
+            "[::1]",
+            "portal.example.org",
+            "example.com",
+            "mail.example",
+            "relay.invalid",
+            "a.test",
+            "",
+        ] {
+            assert!(is_placeholder_host(host), "{host}");
+        }
+        for host in [
+            "portal.northfield.sch.uk",
+            "10.0.0.7",
+            "example.org.uk",
+            "myexample.org",
+        ] {
+            assert!(!is_placeholder_host(host), "{host}");
+        }
     }
 
     #[test]

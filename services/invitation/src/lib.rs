@@ -31,8 +31,8 @@ use portal_runtime::auth::{TokenVerifier, callers};
 use portal_runtime::client::ClientSettings;
 use portal_runtime::clock::SharedClock;
 use portal_runtime::config::{
-    DatabaseArgs, ServerArgs, TokenArgs, parse_duration, parse_secret, read_secret_file,
-    secret_from,
+    DatabaseArgs, Environment, ServerArgs, TokenArgs, is_placeholder_host, parse_duration,
+    parse_secret, read_secret_file, secret_from,
 };
 use portal_runtime::db::{DbPool, Migrations};
 use portal_runtime::metrics::Metrics;
@@ -188,6 +188,41 @@ impl Config {
         }
     }
 
+    /// In production, the link and the sender must be the deployment's own: an email with
+    /// a placeholder link or sender would reach real people and fail them.
+    fn check_addresses(&self) -> anyhow::Result<()> {
+        if self.server.environment != Environment::Production {
+            return Ok(());
+        }
+        let (scheme, rest) = self
+            .link_base_url
+            .split_once("://")
+            .context("--link-base-url is not an absolute URL")?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = authority.rsplit('@').next().unwrap_or_default();
+        let host = match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        };
+        anyhow::ensure!(
+            scheme == "https" && !is_placeholder_host(host),
+            "in production --link-base-url must be the accept page's https address, not `{}`",
+            self.link_base_url
+        );
+        let domain = self
+            .mail_from
+            .rsplit('@')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('>');
+        anyhow::ensure!(
+            self.mail_from.contains('@') && !is_placeholder_host(domain),
+            "in production --mail-from must be the deployment's own sender, not `{}`",
+            self.mail_from
+        );
+        Ok(())
+    }
+
     fn client(&self, url: &str) -> ClientSettings {
         ClientSettings {
             connect_timeout: self.call_timeout.min(Duration::from_secs(2)),
@@ -212,6 +247,7 @@ impl Application {
     /// Binds the listener (port 0 allowed) and builds the services; does not wait for the
     /// database or the other services.
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<Self> {
+        config.check_addresses()?;
         let verifier = Arc::new(config.tokens.verifier()?);
         let token = config.own_token(&verifier)?;
         let identity = Identity::new(&config.client(&config.identity_url), &token)?;
@@ -313,6 +349,55 @@ pub async fn migrate(database: &DatabaseArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn production(link: &str, from: &str) -> Config {
+        let mut config = Config::new(
+            ServerArgs::local("127.0.0.1:0".parse().unwrap()),
+            DatabaseArgs::new("sqlite::memory:"),
+            TokenArgs {
+                token_public_keys: vec![],
+            },
+            "http://identity:50051".into(),
+            "http://subscription:50052".into(),
+            "token".into(),
+        );
+        config.server.environment = Environment::Production;
+        config.link_base_url = link.into();
+        config.mail_from = from.into();
+        config
+    }
+
+    #[test]
+    fn production_refuses_placeholder_link_and_sender_addresses() {
+        let real_link = "https://portal.northfield.sch.uk/invitations/accept";
+        let real_from = "Portal <no-reply@portal.northfield.sch.uk>";
+        assert!(production(real_link, real_from).check_addresses().is_ok());
+        for link in [
+            "https://portal.example.org/invitations/accept",
+            "http://localhost:8080/invitations/accept",
+            "http://portal.northfield.sch.uk/invitations/accept",
+            "https://127.0.0.1:8443/accept",
+            "portal.northfield.sch.uk/accept",
+        ] {
+            let error = production(link, real_from).check_addresses().unwrap_err();
+            assert!(
+                error.to_string().contains("--link-base-url"),
+                "{link}: {error}"
+            );
+        }
+        for from in [
+            "Portal <no-reply@portal.example.org>",
+            "no-reply@localhost",
+            "Portal",
+        ] {
+            let error = production(real_link, from).check_addresses().unwrap_err();
+            assert!(error.to_string().contains("--mail-from"), "{from}: {error}");
+        }
+        // Development (`portal up`, tests) takes the defaults.
+        let mut config = production("http://localhost:8080/invitations/accept", "x@example.org");
+        config.server.environment = Environment::Development;
+        assert!(config.check_addresses().is_ok());
+    }
 
     #[test]
     fn the_configuration_prints_no_secret() {
