@@ -57,6 +57,7 @@ pub type AccountClient = id::account_service_client::AccountServiceClient<Authed
 pub type GrantClient = id::grant_service_client::GrantServiceClient<Authed>;
 pub type StaffClient = id::staff_service_client::StaffServiceClient<Authed>;
 pub type SubscriptionClient = sub::subscription_service_client::SubscriptionServiceClient<Authed>;
+pub type EligibilityClient = sub::eligibility_service_client::EligibilityServiceClient<Authed>;
 
 /// Failures injected into calls that pass a proxy.
 #[derive(Debug, Default)]
@@ -64,6 +65,8 @@ pub struct Faults {
     down: AtomicBool,
     hang: AtomicBool,
     failing: Mutex<HashSet<String>>,
+    /// The path of every call that reached the proxy, in order.
+    calls: Mutex<Vec<String>>,
 }
 
 impl Faults {
@@ -93,6 +96,18 @@ impl Faults {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+    }
+
+    /// The paths (`/package.Service/Method`) of the calls that reached the proxy so far.
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn record(&self, path: &str) {
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(path.to_string());
     }
 
     fn fails(&self, path: &str) -> bool {
@@ -159,6 +174,7 @@ impl<N: ServiceName> tower::Service<http::Request<Body>> for Forward<N> {
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let upstream = self.upstream.clone();
         let faults = self.faults.clone();
+        faults.record(request.uri().path());
         Box::pin(async move {
             if faults.hang.load(Ordering::SeqCst) {
                 futures::future::pending::<()>().await;
@@ -375,6 +391,7 @@ impl Suite {
                 tokens: tokens.clone(),
                 token_private_key: keys.private_key_path.clone(),
                 user_token_ttl: Duration::from_secs(3600),
+                sign_in: Default::default(),
             },
             clock.clone(),
         )
@@ -501,6 +518,10 @@ impl Suite {
 
     pub fn staff(&self, token: Option<&str>) -> StaffClient {
         StaffClient::new(Self::channel(self.identity_addr, token))
+    }
+
+    pub fn eligibility(&self, token: Option<&str>) -> EligibilityClient {
+        EligibilityClient::new(Self::channel(self.subscription_addr, token))
     }
 
     pub fn subscriptions(&self, token: Option<&str>) -> SubscriptionClient {

@@ -25,6 +25,9 @@ fn start_identity(dir: &std::path::Path, keys: &TestKeys) -> (std::process::Chil
         .env("PORTAL_TOKEN_PRIVATE_KEY", &keys.private_key_path)
         .env("PORTAL_LOG_FORMAT", "json")
         .env("PORTAL_DRAIN_TIMEOUT", "30s")
+        // Every sign-in of the load below waits for a hashing slot rather than being refused.
+        .env("PORTAL_PASSWORD_HASH_QUEUE", "64")
+        .env("PORTAL_PASSWORD_HASH_WAIT", "60s")
         .stderr(Stdio::piped())
         .spawn()
         .expect("portal starts");

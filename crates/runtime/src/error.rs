@@ -46,6 +46,20 @@ pub enum ApiError {
         message: String,
         metadata: Vec<(&'static str, String)>,
     },
+    /// Too many attempts or messages in a while: refused until `retry_after` has passed.
+    #[error("{message}")]
+    ResourceExhausted {
+        reason: &'static str,
+        message: String,
+        retry_after: std::time::Duration,
+    },
+    /// The server is at a capacity it keeps on purpose (memory); retry in a moment.
+    #[error("{message}")]
+    Busy {
+        reason: &'static str,
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// A dependency (database, another service) could not be reached in time.
     #[error("unavailable: {message}")]
     Unavailable { message: String },
@@ -64,12 +78,73 @@ pub struct Violation {
     pub description: String,
 }
 
+/// Most field violations one answer names; when there are more, one last violation on the
+/// list they belong to counts the rest. They travel in the trailers, which clients refuse
+/// past 8 KiB (grpc-java) to 16 KiB (C-core).
+pub const MAX_VIOLATIONS_SENT: usize = 50;
+/// Most bytes of field names and descriptions one answer names (base64 in the trailers).
+pub const MAX_VIOLATION_BYTES: usize = 3 * 1_024;
+/// Most bytes of a status message (`grpc-message`).
+pub const MAX_STATUS_MESSAGE: usize = 1_024;
+
+/// The violations an answer carries: all of them when they fit (a list already cut to 50 with
+/// its count, as the staff sync makes, fits), otherwise the first ones that do and a last one
+/// counting the rest, on the list the first one left out belongs to (`records[7].email`:
+/// `records`).
+fn violations_sent(mut violations: Vec<Violation>) -> Vec<Violation> {
+    let mut bytes = 0;
+    let fitting = violations
+        .iter()
+        .take(MAX_VIOLATIONS_SENT)
+        .take_while(|v| {
+            bytes += v.field.len() + v.description.len();
+            bytes <= MAX_VIOLATION_BYTES
+        })
+        .count()
+        .max(1);
+    let all_fit = violations.len() <= MAX_VIOLATIONS_SENT + 1
+        && violations
+            .iter()
+            .map(|v| v.field.len() + v.description.len())
+            .sum::<usize>()
+            <= MAX_VIOLATION_BYTES;
+    if all_fit || fitting >= violations.len() {
+        return violations;
+    }
+    let rest = violations.split_off(fitting);
+    let list = rest[0]
+        .field
+        .split('[')
+        .next()
+        .filter(|root| !root.is_empty())
+        .unwrap_or("request")
+        .to_string();
+    violations.push(Violation {
+        field: list,
+        description: format!("{} more invalid fields are not listed", rest.len()),
+    });
+    violations
+}
+
 fn describe_violations(violations: &[Violation]) -> String {
     violations
         .iter()
         .map(|v| format!("{}: {}", v.field, v.description))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// `message` cut to [`MAX_STATUS_MESSAGE`] bytes at a character boundary, marked when cut.
+pub fn bounded_message(message: String) -> String {
+    if message.len() <= MAX_STATUS_MESSAGE {
+        return message;
+    }
+    let tail = " …";
+    let mut end = MAX_STATUS_MESSAGE - tail.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{tail}", &message[..end])
 }
 
 /// Collects field violations while a request is parsed, so one answer names every bad field.
@@ -164,6 +239,15 @@ impl ApiError {
     /// (for example `identity.portal`). Internal errors are logged here and reach the client
     /// only as a generic message.
     pub fn into_status(self, domain: &str) -> Status {
+        let status = self.into_unbounded_status(domain);
+        if status.message().len() <= MAX_STATUS_MESSAGE {
+            return status;
+        }
+        let message = bounded_message(status.message().to_string());
+        Status::with_details(status.code(), message, status.details().to_vec().into())
+    }
+
+    fn into_unbounded_status(self, domain: &str) -> Status {
         let info = |reason: &str, metadata: Vec<(&'static str, String)>| {
             let metadata: HashMap<String, String> = metadata
                 .into_iter()
@@ -173,7 +257,11 @@ impl ApiError {
         };
         match self {
             ApiError::InvalidArgument(violations) => {
-                let message = format!("invalid request: {}", describe_violations(&violations));
+                let violations = violations_sent(violations);
+                let message = bounded_message(format!(
+                    "invalid request: {}",
+                    describe_violations(&violations)
+                ));
                 let violations: Vec<FieldViolation> = violations
                     .into_iter()
                     .map(|v| FieldViolation::new(v.field, v.description))
@@ -213,6 +301,24 @@ impl ApiError {
                 message,
                 info(reason, metadata),
             ),
+            ApiError::ResourceExhausted {
+                reason,
+                message,
+                retry_after,
+            } => {
+                let mut details = info(reason, vec![]);
+                details.set_retry_info(Some(retry_after));
+                Status::with_error_details(Code::ResourceExhausted, message, details)
+            }
+            ApiError::Busy {
+                reason,
+                message,
+                retry_after,
+            } => {
+                let mut details = info(reason, vec![]);
+                details.set_retry_info(Some(retry_after));
+                Status::with_error_details(Code::Unavailable, message, details)
+            }
             ApiError::Unavailable { message } => {
                 tracing::warn!(%message, "dependency unavailable");
                 let mut details = info("UNAVAILABLE", vec![]);
@@ -250,6 +356,14 @@ pub fn status_reason(status: &Status) -> Option<String> {
         .and_then(|d| d.error_info().map(|i| i.reason.clone()))
 }
 
+/// Reads the RetryInfo delay of a status, if it carries one.
+pub fn status_retry_after(status: &Status) -> Option<std::time::Duration> {
+    status
+        .check_error_details()
+        .ok()
+        .and_then(|d| d.retry_info().and_then(|r| r.retry_delay))
+}
+
 /// Reads the field violations of a status, as `(field, description)` pairs.
 pub fn status_violations(status: &Status) -> Vec<(String, String)> {
     status
@@ -280,6 +394,66 @@ mod tests {
         let violations = status_violations(&status);
         assert_eq!(violations.len(), 2);
         assert_eq!(violations[1].0, "records[3].mis_id");
+    }
+
+    #[test]
+    fn an_answer_names_the_first_fifty_bad_fields_and_counts_the_rest() {
+        let mut v = Violations::new();
+        for i in 0..200 {
+            v.add(format!("school_ids[{i}]"), "is not a valid id (a UUID)");
+        }
+        let status = v.finish().unwrap_err().into_status("test.portal");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let violations = status_violations(&status);
+        assert_eq!(violations.len(), MAX_VIOLATIONS_SENT + 1);
+        assert_eq!(violations[49].0, "school_ids[49]");
+        assert_eq!(violations[50].0, "school_ids");
+        assert_eq!(violations[50].1, "150 more invalid fields are not listed");
+        assert!(status.message().len() <= MAX_STATUS_MESSAGE);
+    }
+
+    #[test]
+    fn a_list_already_cut_with_its_count_is_sent_as_it_is() {
+        let mut v = Violations::new();
+        for i in 0..50 {
+            v.add(format!("records[{i}].email"), "is not an email");
+        }
+        v.add("records", "4950 more invalid fields are not listed");
+        let status = v.finish().unwrap_err().into_status("test.portal");
+        let violations = status_violations(&status);
+        assert_eq!(violations.len(), 51);
+        assert!(violations[50].1.starts_with("4950 more"));
+    }
+
+    #[test]
+    fn long_violations_keep_the_trailers_under_eight_kibibytes() {
+        let mut v = Violations::new();
+        for i in 0..200 {
+            v.add(
+                format!("school_access.school_ids[{i}]"),
+                format!("`{}` is not a valid id (a UUID)", "x".repeat(64)),
+            );
+        }
+        let status = v.finish().unwrap_err().into_status("test.portal");
+        let violations = status_violations(&status);
+        let named = violations.len() - 1;
+        assert!((1..MAX_VIOLATIONS_SENT).contains(&named), "{named}");
+        assert_eq!(violations[named].0, "school_access.school_ids");
+        assert_eq!(
+            violations[named].1,
+            format!("{} more invalid fields are not listed", 200 - named)
+        );
+        // Details travel base64-encoded beside the message.
+        let trailers = status.details().len() * 4 / 3 + status.message().len();
+        assert!(trailers < 7 * 1024, "{trailers} bytes");
+    }
+
+    #[test]
+    fn a_long_message_is_cut_at_a_character_boundary() {
+        let cut = bounded_message("é".repeat(MAX_STATUS_MESSAGE));
+        assert!(cut.len() <= MAX_STATUS_MESSAGE);
+        assert!(cut.ends_with(" …"));
+        assert_eq!(bounded_message("short".into()), "short");
     }
 
     #[test]

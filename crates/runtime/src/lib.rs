@@ -3,6 +3,7 @@
 //! pools, time and pagination.
 
 pub mod alloc;
+pub mod answers;
 pub mod auth;
 pub mod client;
 pub mod clock;

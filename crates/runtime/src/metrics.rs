@@ -2,9 +2,10 @@
 //! use, and any gauge a service adds (the invitation outbox backlog), served as text on an admin
 //! HTTP port.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -21,6 +22,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use prost::Message as _;
 use tokio::net::TcpListener;
 use tower::{Layer, Service};
 
@@ -29,15 +31,60 @@ use crate::shutdown::Shutdown;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RpcLabels {
-    grpc_service: String,
-    grpc_method: String,
+    grpc_service: &'static str,
+    grpc_method: &'static str,
     grpc_code: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabels {
-    grpc_service: String,
-    grpc_method: String,
+    grpc_service: &'static str,
+    grpc_method: &'static str,
+}
+
+/// The service and method label of a call to a path no Portal server answers.
+pub const UNKNOWN_METHOD: &str = "unknown";
+
+/// Every method path a Portal server answers (`/package.Service/Method`): the suite's own
+/// services, health and both reflection versions. Metrics are labelled only from this closed
+/// set: the layer runs before authentication, and a label per path a caller makes up would
+/// grow the registry without end.
+static KNOWN_METHODS: LazyLock<HashSet<String>> = LazyLock::new(|| {
+    let sets = [
+        portal_proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ];
+    let mut paths = HashSet::new();
+    for encoded in sets {
+        // The sets are compiled in; one that did not decode would only leave its calls
+        // labelled unknown.
+        let Ok(set) = prost_types::FileDescriptorSet::decode(encoded) else {
+            continue;
+        };
+        for file in set.file {
+            for service in &file.service {
+                let full = match file.package() {
+                    "" => service.name().to_string(),
+                    package => format!("{package}.{}", service.name()),
+                };
+                for method in &service.method {
+                    paths.insert(format!("/{full}/{}", method.name()));
+                }
+            }
+        }
+    }
+    paths
+});
+
+/// The (service, method) labels of a call's path: its own when a Portal server answers it,
+/// [`UNKNOWN_METHOD`] for both otherwise.
+fn method_labels(path: &str) -> (&'static str, &'static str) {
+    match KNOWN_METHODS.get(path) {
+        Some(known) => split_path(known),
+        None => (UNKNOWN_METHOD, UNKNOWN_METHOD),
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -129,24 +176,24 @@ impl Metrics {
     }
 
     fn record(&self, path: &str, code: &'static str, started: Instant) {
-        let (service, method) = split_path(path);
+        let (grpc_service, grpc_method) = method_labels(path);
         self.requests
             .get_or_create(&RpcLabels {
-                grpc_service: service.to_string(),
-                grpc_method: method.to_string(),
+                grpc_service,
+                grpc_method,
                 grpc_code: code,
             })
             .inc();
         self.latency
             .get_or_create(&MethodLabels {
-                grpc_service: service.to_string(),
-                grpc_method: method.to_string(),
+                grpc_service,
+                grpc_method,
             })
             .observe(started.elapsed().as_secs_f64());
     }
 }
 
-fn split_path(path: &str) -> (&str, &str) {
+fn split_path(path: &'static str) -> (&'static str, &'static str) {
     let trimmed = path.trim_start_matches('/');
     trimmed.split_once('/').unwrap_or((trimmed, ""))
 }
@@ -400,6 +447,60 @@ mod tests {
         assert!(text.contains("grpc_method=\"SignIn\""));
         assert!(text.contains("grpc_code=\"UNAUTHENTICATED\""));
         assert!(text.contains("portal_grpc_server_handling_seconds_bucket"));
+    }
+
+    #[test]
+    fn calls_to_paths_no_server_answers_share_one_series() {
+        let metrics = Metrics::new();
+        for n in 0..1_000 {
+            metrics.record(
+                &format!("/made.Up{n}/Method{n}"),
+                "UNIMPLEMENTED",
+                Instant::now(),
+            );
+            metrics.record(
+                &format!("/portal.identity.v1.AccountService/Guess{n}"),
+                "UNAUTHENTICATED",
+                Instant::now(),
+            );
+        }
+        let text = metrics.encode();
+        assert!(!text.contains("Up1"), "a made-up path became a label");
+        assert!(!text.contains("Guess"), "a made-up method became a label");
+        let handled: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("portal_grpc_server_handled_total"))
+            .collect();
+        assert_eq!(handled.len(), 2, "{handled:?}");
+        assert!(
+            handled
+                .iter()
+                .all(|l| l.contains("grpc_service=\"unknown\",grpc_method=\"unknown\""))
+        );
+        assert!(handled.iter().any(|l| l.ends_with(" 1000")), "{handled:?}");
+    }
+
+    #[test]
+    fn health_and_reflection_calls_keep_their_names() {
+        assert_eq!(
+            method_labels("/grpc.health.v1.Health/Check"),
+            ("grpc.health.v1.Health", "Check")
+        );
+        assert_eq!(
+            method_labels("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
+            (
+                "grpc.reflection.v1alpha.ServerReflection",
+                "ServerReflectionInfo"
+            )
+        );
+        assert_eq!(
+            method_labels("/portal.invitation.v1.InvitationService/CreateInvitation"),
+            ("portal.invitation.v1.InvitationService", "CreateInvitation")
+        );
+        assert_eq!(
+            method_labels("/portal.invitation.v1.InvitationService/CreateInvitation/x"),
+            (UNKNOWN_METHOD, UNKNOWN_METHOD)
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::{Layer, Service};
 
+use crate::answers::{CutoffLayer, MalformedLayer};
 use crate::auth::{AuthLayer, TokenVerifier};
 use crate::config::ServerArgs;
 use crate::db::{DbPool, Migrations, Schema};
@@ -158,13 +159,14 @@ pub async fn serve_with_metrics(
 
     let layers = tower::ServiceBuilder::new()
         .layer(MetricsLayer::new(metrics))
+        .layer(MalformedLayer)
+        .layer(CutoffLayer::new(args.request_timeout))
         .layer(DeadlineLayer::new(args.request_timeout))
         .layer(ShedLayer::new(args.concurrency_limit))
         .layer(AuthLayer::new(verifier, &spec.public_methods))
         .into_inner();
     let name = spec.name;
     let server = Server::builder()
-        .timeout(args.request_timeout)
         .max_connection_age(args.max_connection_age)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .trace_fn(move |request| propagation::server_span(name, request))

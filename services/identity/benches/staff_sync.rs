@@ -82,6 +82,7 @@ async fn bench(url: String) -> anyhow::Result<()> {
         },
         token_private_key: keys.private_key_path.clone(),
         user_token_ttl: Duration::from_secs(3600),
+        sign_in: Default::default(),
     };
     let app = Application::build(config, clock::system()).await?;
     let addr = app.local_addr();

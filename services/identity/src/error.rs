@@ -34,6 +34,9 @@ pub enum Error {
     /// BatchGrant: these grant indices name an organisation that is not a school of the trust.
     #[error("organisations outside the trust")]
     ForeignOrganizations(Vec<usize>),
+    /// Every password-hashing slot busy: retry in a moment.
+    #[error("too many passwords are being checked at once")]
+    HashingBusy,
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("internal: {0:#}")]
@@ -82,6 +85,11 @@ impl From<Error> for ApiError {
                     })
                     .collect(),
             ),
+            Error::HashingBusy => ApiError::Busy {
+                reason: "PASSWORD_CHECKS_BUSY",
+                message: "too many sign-ins are being checked at once; retry in a moment".into(),
+                retry_after: std::time::Duration::from_secs(1),
+            },
             Error::Database(error) => ApiError::from(error),
             Error::Internal(error) => ApiError::Internal(error),
         }
@@ -91,5 +99,14 @@ impl From<Error> for ApiError {
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         ApiError::from(error).into_status(DOMAIN)
+    }
+}
+
+impl From<crate::hashing::HashError> for Error {
+    fn from(error: crate::hashing::HashError) -> Self {
+        match error {
+            crate::hashing::HashError::Busy => Error::HashingBusy,
+            crate::hashing::HashError::Failed(error) => Error::Internal(error),
+        }
     }
 }

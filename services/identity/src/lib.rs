@@ -58,6 +58,34 @@ pub struct Config {
     /// How long a user token from sign-in stays valid.
     #[arg(long, env = "PORTAL_USER_TOKEN_TTL", default_value = "1h", value_parser = parse_duration)]
     pub user_token_ttl: Duration,
+    #[command(flatten)]
+    pub sign_in: SignInArgs,
+}
+
+/// What sign-in and registration may cost: password hashing within a memory budget.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SignInArgs {
+    /// Most password hashes computed at once. Each argon2id hash takes 19 MiB: the default 4
+    /// keeps hashing under 80 MiB of a 256 MiB pod.
+    #[arg(long, env = "PORTAL_PASSWORD_HASH_CONCURRENCY", default_value_t = 4)]
+    pub password_hash_concurrency: usize,
+    /// Most sign-ins and registrations waiting for a hashing slot; beyond it they are refused
+    /// at once (UNAVAILABLE with RetryInfo).
+    #[arg(long, env = "PORTAL_PASSWORD_HASH_QUEUE", default_value_t = 32)]
+    pub password_hash_queue: usize,
+    /// How long one waits for a hashing slot before it is refused the same way.
+    #[arg(long, env = "PORTAL_PASSWORD_HASH_WAIT", default_value = "2s", value_parser = parse_duration)]
+    pub password_hash_wait: Duration,
+}
+
+impl Default for SignInArgs {
+    fn default() -> Self {
+        Self {
+            password_hash_concurrency: 4,
+            password_hash_queue: 32,
+            password_hash_wait: Duration::from_secs(2),
+        }
+    }
 }
 
 /// The identity server: a bound listener, its services and its database pool.
@@ -85,7 +113,12 @@ impl Application {
             .context("the user token TTL is too long")?;
         let pool = DbPool::connect_lazy(&config.database.settings())?;
         tokio::task::spawn_blocking(hashing::warm_up);
-        let app = app::App::new(store::open(&pool), clock, issuer, ttl);
+        let hasher = hashing::Hasher::new(
+            config.sign_in.password_hash_concurrency,
+            config.sign_in.password_hash_queue,
+            config.sign_in.password_hash_wait,
+        );
+        let app = app::App::new(store::open(&pool), clock, issuer, ttl, hasher);
         let spec = ServiceSpec {
             name: "identity",
             routes: api::routes(Arc::new(app)),

@@ -269,6 +269,7 @@ async fn main() {
             tokens: tokens.clone(),
             token_private_key: keys.private_key_path.clone(),
             user_token_ttl: Duration::from_secs(3600),
+            sign_in: Default::default(),
         },
         clock.clone(),
     )

@@ -1,34 +1,21 @@
 //! Maps and sets keyed by an id's 128-bit value.
+//!
+//! Ids reach these maps from callers (a request may name a thousand schools), so the hash is
+//! keyed with a secret drawn at random for each map (SipHash through std's `RandomState`): a
+//! caller cannot choose ids that land in one bucket, as it could with an unkeyed multiply
+//! (100,000 such ids once cost 13 s of one core).
 
-/// Hashes a UUID key with one multiply: the ids are made by the services (never chosen by a
-/// caller), so SipHash's protection is not needed where a request looks up hundreds of them.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn write_u128(&mut self, value: u128) {
-        let folded = (value as u64) ^ ((value >> 64) as u64).rotate_left(32);
-        self.0 = folded.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+use std::hash::RandomState;
 
 /// A map keyed by id value ([`super::Id::as_u128`]).
-pub type IdMap<V> = std::collections::HashMap<u128, V, std::hash::BuildHasherDefault<IdHasher>>;
+pub type IdMap<V> = std::collections::HashMap<u128, V, RandomState>;
 /// A set of id values.
-pub type IdSet = std::collections::HashSet<u128, std::hash::BuildHasherDefault<IdHasher>>;
+pub type IdSet = std::collections::HashSet<u128, RandomState>;
 
 #[cfg(test)]
 mod tests {
+    use std::hash::BuildHasher;
+
     use super::*;
     use crate::vocab::TrustId;
 
@@ -46,5 +33,29 @@ mod tests {
         let mut set = IdSet::default();
         assert!(set.insert(lower.as_u128()));
         assert!(!set.insert(upper.as_u128()));
+    }
+
+    #[test]
+    fn two_id_sets_hash_the_same_id_with_different_keys() {
+        let id = TrustId::parse("7f3c2a10-0000-4000-8000-000000000001")
+            .unwrap()
+            .as_u128();
+        let (first, second) = (IdSet::default(), IdSet::default());
+        assert_ne!(first.hasher().hash_one(id), second.hasher().hash_one(id));
+    }
+
+    #[test]
+    fn ids_made_to_collide_under_a_folding_hash_spread_over_the_buckets() {
+        // Each id's halves fold (low ^ high rotated) to the same word: the collisions a
+        // caller could once choose.
+        let set = IdSet::default();
+        let hashes: std::collections::HashSet<u64> = (0..10_000u64)
+            .map(|high| {
+                let low = 0x5eed_u64 ^ high.rotate_left(32);
+                (u128::from(high) << 64) | u128::from(low)
+            })
+            .map(|id| set.hasher().hash_one(id) & 0xffff)
+            .collect();
+        assert!(hashes.len() > 5_000, "{} distinct buckets", hashes.len());
     }
 }

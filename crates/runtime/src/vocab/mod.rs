@@ -17,7 +17,7 @@ pub use id::{
     AccountId, GrantId, Id, InvitationId, SchoolId, StaffId, StepId, SubscriptionId, TrustId,
     kind as id_kind,
 };
-pub use idmap::{IdHasher, IdMap, IdSet};
+pub use idmap::{IdMap, IdSet};
 pub use key::{MAX_KEY_LEN, ProductKey, RoleKey};
 pub use org::OrgKind;
 pub use password::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, Password};

@@ -8,7 +8,6 @@ use crate::domain::{
     Account, CurrentAccount, NewAccount, Registration, SignIn, SignedIn, group_access,
 };
 use crate::error::{Error, Result};
-use crate::hashing;
 
 impl App {
     /// Registers an account.
@@ -33,7 +32,7 @@ impl App {
             password,
             invitation_id,
         } = registration;
-        let password_hash = hashing::hash_password(password).await?;
+        let password_hash = self.hasher.hash_password(password).await?;
         let new = NewAccount {
             email,
             given_name,
@@ -57,7 +56,7 @@ impl App {
             Some((account, hash)) => (Some(account), Some(hash)),
             None => (None, None),
         };
-        let valid = hashing::verify_password(password, hash).await?;
+        let valid = self.hasher.verify_password(password, hash).await?;
         let account = match (valid, account) {
             (true, Some(account)) => account,
             _ => return Err(Error::InvalidCredentials),

@@ -17,6 +17,7 @@ use portal_runtime::vocab::TrustId;
 
 use crate::domain::{AdminDecision, Trust, decide_administrator};
 use crate::error::{Error, Result};
+use crate::hashing::Hasher;
 use crate::store::Store;
 
 /// A kind of call only other services make, and the services that make it (by the name
@@ -60,6 +61,7 @@ pub struct App {
     clock: SharedClock,
     issuer: TokenIssuer,
     user_token_ttl: chrono::Duration,
+    hasher: Hasher,
 }
 
 impl App {
@@ -68,12 +70,14 @@ impl App {
         clock: SharedClock,
         issuer: TokenIssuer,
         user_token_ttl: chrono::Duration,
+        hasher: Hasher,
     ) -> Self {
         Self {
             store,
             clock,
             issuer,
             user_token_ttl,
+            hasher,
         }
     }
 

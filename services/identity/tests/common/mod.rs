@@ -60,6 +60,7 @@ pub fn config(keys: &TestKeys, database: DatabaseArgs) -> Config {
         },
         token_private_key: keys.private_key_path.clone(),
         user_token_ttl: Duration::from_secs(3600),
+        sign_in: Default::default(),
     }
 }
 
@@ -74,6 +75,11 @@ pub async fn start_empty() -> Server {
 }
 
 async fn start_with(seed: bool) -> Server {
+    start_configured(seed, |_| {}).await
+}
+
+/// Starts a server, letting the test adjust its configuration.
+pub async fn start_configured(seed: bool, adjust: impl FnOnce(&mut Config)) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let keys = TestKeys::create(&dir.path().join("keys")).expect("keys");
     let (database, backend) = database(dir.path()).await;
@@ -81,7 +87,9 @@ async fn start_with(seed: bool) -> Server {
         portal_identity::seed_demo(&database).await.expect("seed");
     }
     let clock = ManualClock::new(Utc::now());
-    let app = Application::build(config(&keys, database.clone()), clock.clone())
+    let mut config = config(&keys, database.clone());
+    adjust(&mut config);
+    let app = Application::build(config, clock.clone())
         .await
         .expect("build");
     let addr = app.local_addr();

@@ -142,7 +142,9 @@ impl App {
         Ok(self.seen(invitation))
     }
 
-    /// R1, then the plan (R2–R8) from the reads it needs, made at once and judged in order.
+    /// R1 first (a refused caller costs one question to identity, or none while a positive
+    /// answer is remembered), then the plan (R2–R8) from the reads it needs, made at once and
+    /// judged in order.
     async fn plan(
         &self,
         inviter: AccountId,
@@ -155,8 +157,10 @@ impl App {
             Some(school) => (&school.product_keys[..], &school.school_ids[..]),
             None => (&[][..], &[][..]),
         };
-        let (admin, staff, catalogue, schools, eligibility, pending) = tokio::join!(
-            self.identity.require_administrator(trust_id, inviter),
+        self.identity
+            .require_administrator(trust_id, inviter)
+            .await?;
+        let (staff, catalogue, schools, eligibility, pending) = tokio::join!(
             self.identity.staff_member(trust_id, input.staff_id),
             self.subscription.catalogue(),
             async {
@@ -185,7 +189,6 @@ impl App {
                 }
             },
         );
-        admin?;
         let answers = Answers {
             staff,
             catalogue,

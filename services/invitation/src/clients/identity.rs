@@ -3,9 +3,8 @@
 //! and account an invitation makes (R6–R11). Slow-changing reads are kept a short while, so a
 //! create costs a constant, small number of calls whatever the number of schools.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use tonic::Code;
@@ -18,7 +17,7 @@ use portal_runtime::vocab::{
     AccountId, Email, IdSet, InvitationId, RoleKey, SchoolId, StaffId, TrustId,
 };
 
-use super::{Cached, locked, remote};
+use super::{CACHE_TTL, Recent, locked, remote};
 use crate::domain::{AcceptInput, Delivery, GrantState, GrantedAccess, Invitation, StaffMember};
 use crate::error::{Error, Result};
 
@@ -30,13 +29,28 @@ type DirectoryClient = id::directory_service_client::DirectoryServiceClient<Auth
 /// How long a positive administrator answer is reused.
 const ADMIN_TTL: Duration = Duration::from_secs(5);
 
-#[derive(Default)]
+/// Most trusts whose schools and names are kept, and most accounts whose names and
+/// administrator answers are kept.
+const CACHED_TRUSTS: usize = 1_000;
+const CACHED_ACCOUNTS: usize = 10_000;
+
 struct Caches {
-    schools: HashMap<TrustId, Cached<Arc<IdSet>>>,
-    trust_names: HashMap<TrustId, Cached<String>>,
-    account_names: HashMap<AccountId, Cached<String>>,
-    /// When each (trust, account) was last found to be an administrator.
-    admins: HashMap<(TrustId, AccountId), Instant>,
+    schools: Recent<TrustId, Arc<IdSet>>,
+    trust_names: Recent<TrustId, String>,
+    account_names: Recent<AccountId, String>,
+    /// The (trust, account) pairs recently found to be an administrator.
+    admins: Recent<(TrustId, AccountId), ()>,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Self {
+            schools: Recent::new(CACHE_TTL, CACHED_TRUSTS),
+            trust_names: Recent::new(CACHE_TTL, CACHED_TRUSTS),
+            account_names: Recent::new(CACHE_TTL, CACHED_ACCOUNTS),
+            admins: Recent::new(ADMIN_TTL, CACHED_ACCOUNTS),
+        }
+    }
 }
 
 /// The identity service, called with this service's token.
@@ -79,11 +93,7 @@ impl Identity {
         account_id: AccountId,
     ) -> Result<()> {
         let key = (trust_id, account_id);
-        if locked(&self.caches)
-            .admins
-            .get(&key)
-            .is_some_and(|at| at.elapsed() < ADMIN_TTL)
-        {
+        if locked(&self.caches).admins.get(&key).is_some() {
             return Ok(());
         }
         let answer = self
@@ -103,7 +113,7 @@ impl Identity {
         };
         match decision {
             AdminDecision::Administrator => {
-                locked(&self.caches).admins.insert(key, Instant::now());
+                locked(&self.caches).admins.insert(key, ());
                 Ok(())
             }
             AdminDecision::SchoolLevelOnly => Err(Error::SchoolLevelAdministrator),
@@ -147,7 +157,7 @@ impl Identity {
 
     /// The ids of the trust's schools (kept a while).
     pub async fn schools(&self, trust_id: TrustId) -> Result<Arc<IdSet>> {
-        if let Some(schools) = Cached::fresh(locked(&self.caches).schools.get(&trust_id)) {
+        if let Some(schools) = locked(&self.caches).schools.get(&trust_id) {
             return Ok(schools);
         }
         let mut ids = IdSet::default();
@@ -177,15 +187,13 @@ impl Identity {
             page_token = reply.next_page_token;
         }
         let ids = Arc::new(ids);
-        locked(&self.caches)
-            .schools
-            .insert(trust_id, Cached::new(ids.clone()));
+        locked(&self.caches).schools.insert(trust_id, ids.clone());
         Ok(ids)
     }
 
     /// The trust's display name (kept a while); empty for a trust identity does not know.
     pub async fn trust_name(&self, trust_id: TrustId) -> Result<String> {
-        if let Some(name) = Cached::fresh(locked(&self.caches).trust_names.get(&trust_id)) {
+        if let Some(name) = locked(&self.caches).trust_names.get(&trust_id) {
             return Ok(name);
         }
         let name = match self
@@ -202,7 +210,7 @@ impl Identity {
         };
         locked(&self.caches)
             .trust_names
-            .insert(trust_id, Cached::new(name.clone()));
+            .insert(trust_id, name.clone());
         Ok(name)
     }
 
@@ -213,7 +221,7 @@ impl Identity {
         account_id: AccountId,
         bearer: Option<&SecretString>,
     ) -> String {
-        if let Some(name) = Cached::fresh(locked(&self.caches).account_names.get(&account_id)) {
+        if let Some(name) = locked(&self.caches).account_names.get(&account_id) {
             return name;
         }
         let Some(bearer) = bearer else {
@@ -245,7 +253,7 @@ impl Identity {
         };
         locked(&self.caches)
             .account_names
-            .insert(account_id, Cached::new(name.clone()));
+            .insert(account_id, name.clone());
         name
     }
 

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use portal_proto::subscription::v1 as pb;
 use portal_runtime::clock::{from_timestamp, to_timestamp};
+use portal_runtime::limits::MAX_LIST_ENTRIES;
 use portal_runtime::paging::PageRequest;
 use portal_runtime::vocab::{
     Id, IdSet, OrgKind, ProductKey, RequestId, RoleKey, SchoolId, SubscriptionId, TrustId, truncate,
@@ -388,7 +389,16 @@ impl TryFrom<pb::ListSubscriptionsRequest> for Paged<SubscriptionPage> {
         let trust_id = violations.take("trust_id", TrustId::parse(&request.trust_id));
         let mut seen = HashSet::new();
         let mut organization_ids = Vec::new();
-        for (i, raw) in request.organization_ids.iter().enumerate() {
+        let raw_ids: &[String] = if too_long(
+            "organization_ids",
+            request.organization_ids.len(),
+            &mut violations,
+        ) {
+            &[]
+        } else {
+            &request.organization_ids
+        };
+        for (i, raw) in raw_ids.iter().enumerate() {
             if let Some(id) =
                 violations.take(format!("organization_ids[{i}]"), OrganizationId::parse(raw))
                 && seen.insert(id)
@@ -444,8 +454,24 @@ impl TryFrom<pb::ListSubscriptionsRequest> for Paged<SubscriptionPage> {
     }
 }
 
-/// Distinct, well-formed school ids in first-given order, each with its first index.
+/// Whether a repeated field has more entries, repeats included, than any call may send:
+/// counted before one of them is parsed or hashed; a violation says so.
+fn too_long(field: &str, raw: usize, violations: &mut Violations) -> bool {
+    if raw > MAX_LIST_ENTRIES {
+        violations.add(
+            field,
+            format!("has {raw} entries; at most {MAX_LIST_ENTRIES} per call: split the query"),
+        );
+    }
+    raw > MAX_LIST_ENTRIES
+}
+
+/// Distinct, well-formed school ids in first-given order, each with its first index; none
+/// when the list is longer than a call may name.
 fn schools(raw: &[String], violations: &mut Violations) -> Vec<SchoolRef> {
+    if too_long("school_ids", raw.len(), violations) {
+        return Vec::new();
+    }
     let mut seen = IdSet::with_capacity_and_hasher(raw.len(), Default::default());
     let mut schools = Vec::with_capacity(raw.len().min(MAX_SCHOOLS_PER_REQUEST + 1));
     for (index, id) in raw.iter().enumerate() {
@@ -483,7 +509,17 @@ impl TryFrom<(pb::CheckEligibilityRequest, &Catalog)> for Query {
         };
         let mut seen = HashSet::new();
         let mut school_products = Vec::new();
-        for (i, raw) in request.school_product_keys.iter().enumerate() {
+        let products_too_long = too_long(
+            "school_product_keys",
+            request.school_product_keys.len(),
+            &mut violations,
+        );
+        let product_keys: &[String] = if products_too_long {
+            &[]
+        } else {
+            &request.school_product_keys
+        };
+        for (i, raw) in product_keys.iter().enumerate() {
             if let Some(key) = catalogue_product(
                 catalog,
                 format!("school_product_keys[{i}]"),
@@ -520,11 +556,7 @@ impl TryFrom<(pb::CheckEligibilityRequest, &Catalog)> for Query {
             _ => {}
         }
         // The product limit counts the keys asked, known or not, so the hint to split shows.
-        let distinct_keys: HashSet<&str> = request
-            .school_product_keys
-            .iter()
-            .map(|k| k.trim())
-            .collect();
+        let distinct_keys: HashSet<&str> = product_keys.iter().map(|k| k.trim()).collect();
         check_sizes(schools.len(), distinct_keys.len(), &mut violations);
         let at = violations
             .take("at", instant(request.at.as_ref()))

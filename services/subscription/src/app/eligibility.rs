@@ -11,8 +11,17 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use portal_runtime::Principal;
+use portal_runtime::vocab::TrustId;
 
 impl App {
+    /// Refuses a caller who may not ask about `trust_id`, before the rest of the request is
+    /// read: what a refused caller sends costs no more than this check. The use cases check
+    /// again (a positive answer is remembered, so that costs nothing more).
+    pub async fn admit_eligibility(&self, principal: &Principal, trust_id: TrustId) -> Result<()> {
+        self.require_reader(principal, ELIGIBILITY_READERS, trust_id)
+            .await
+    }
+
     /// Which (school, product) pairs of the trust hold a subscription in force: in memory
     /// when the trust was read recently, otherwise one query (two when schools it does not
     /// know are asked). `catalog` is the one the query was checked against.
