@@ -680,9 +680,18 @@ pub fn new_starter(n: usize) -> id::StaffRecordInput {
 impl Suite {
     /// Replaces the demo trust's MIS snapshot (as the MIS sync job does).
     pub async fn sync_staff(&self, records: Vec<id::StaffRecordInput>) -> id::SyncSummary {
+        self.sync_staff_of(demo::TRUST_ID, records).await
+    }
+
+    /// Replaces a trust's MIS snapshot.
+    pub async fn sync_staff_of(
+        &self,
+        trust_id: &str,
+        records: Vec<id::StaffRecordInput>,
+    ) -> id::SyncSummary {
         self.staff(Some(&self.service_token("mis-sync")))
             .sync_staff(id::SyncStaffRequest {
-                trust_id: demo::TRUST_ID.into(),
+                trust_id: trust_id.into(),
                 records,
             })
             .await
@@ -694,9 +703,14 @@ impl Suite {
 
     /// The id of the demo trust's staff member with `email`.
     pub async fn staff_id_of(&self, email: &str) -> String {
+        self.staff_id_in(demo::TRUST_ID, email).await
+    }
+
+    /// The id of a trust's staff member with `email`.
+    pub async fn staff_id_in(&self, trust_id: &str, email: &str) -> String {
         self.staff(Some(&self.service_token("invitation")))
             .list_staff_members(id::ListStaffMembersRequest {
-                trust_id: demo::TRUST_ID.into(),
+                trust_id: trust_id.into(),
                 email: email.into(),
                 ..Default::default()
             })

@@ -361,3 +361,275 @@ async fn a_pending_role_replaced_by_a_later_invitation_is_not_activated_by_the_f
         );
     }
 }
+
+/// Registers an account for `email` in identity directly (as when the person signed up
+/// through another product), returning its id.
+async fn register_elsewhere(suite: &Suite, email: &str) -> String {
+    suite
+        .accounts(Some(&suite.service_token("invitation")))
+        .register_account(portal_proto::identity::v1::RegisterAccountRequest {
+            email: email.into(),
+            given_name: "New".into(),
+            family_name: "Starter".into(),
+            password: PASSWORD.into(),
+            invitation_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap()
+        .id
+}
+
+async fn inspect(suite: &Suite, token: &str) -> Result<inv::LinkDetails, tonic::Status> {
+    suite
+        .invitations(None)
+        .inspect_invitation_link(inv::InspectInvitationLinkRequest {
+            token: token.into(),
+        })
+        .await
+        .map(|r| r.into_inner().link.unwrap())
+}
+
+fn refused_with(result: Result<impl std::fmt::Debug, tonic::Status>, code: Code, reason: &str) {
+    let status = result.expect_err("refused");
+    portal_suite_tests::assert_refused(&status, code, reason);
+}
+
+#[tokio::test]
+async fn registering_through_one_link_settles_every_other_pending_invitation_of_the_person() {
+    for backend in Backend::all() {
+        let suite = Suite::start(backend).await;
+        let admin = suite.admin().await;
+        let (staff_id, email) = suite.add_new_starters(1).await.remove(0);
+        // The same person is in another trust's MIS, with the same school email.
+        let other_trust = portal_suite_tests::demo::OTHER_TRUST_ID;
+        let mut record = portal_suite_tests::new_starter(0);
+        record.mis_id = "SB-77".into();
+        suite.sync_staff_of(other_trust, vec![record]).await;
+        let other_staff = suite.staff_id_in(other_trust, &email).await;
+        let other_admin = suite
+            .sign_in(
+                portal_suite_tests::demo::OTHER_ADMIN_EMAIL,
+                portal_suite_tests::demo::OTHER_ADMIN_PASSWORD,
+            )
+            .await
+            .unwrap();
+
+        let create = |client: &mut portal_suite_tests::InvitationClient,
+                      request: inv::CreateInvitationRequest| {
+            let mut client = client.clone();
+            async move {
+                client
+                    .create_invitation(request)
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .invitation
+                    .unwrap()
+            }
+        };
+        let mut ours = suite.invitations(Some(&admin));
+        let portal = create(
+            &mut ours,
+            create_request(&staff_id, ("portal", "full-edit"), None),
+        )
+        .await;
+        let sonar = create(
+            &mut ours,
+            create_request(&staff_id, ("sonar-multi-school", "viewer"), None),
+        )
+        .await;
+        let mut theirs = suite.invitations(Some(&other_admin));
+        let mut request = create_request(&other_staff, ("portal", "partial-edit"), None);
+        request.trust_id = other_trust.into();
+        let southbank = create(&mut theirs, request).await;
+
+        let mails = suite.wait_for_emails(&email, 3).await;
+        let link_of = |word: &str| {
+            mails
+                .iter()
+                .find(|m| m.text.contains(word))
+                .and_then(|m| m.link_token())
+                .unwrap()
+        };
+        let sonar_link = link_of("Sonar");
+        let southbank_link = link_of("Southbank");
+        let portal_link = mails
+            .iter()
+            .filter_map(|m| m.link_token())
+            .find(|t| *t != sonar_link && *t != southbank_link)
+            .unwrap();
+
+        let accepted = suite
+            .invitations(None)
+            .accept_invitation(accept_request(&portal_link))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(accepted.invitation.unwrap().id, portal.id);
+
+        // The two other invitations are the new account's, their access active.
+        for (client, invitation) in [(&admin, &sonar), (&other_admin, &southbank)] {
+            let settled = get(&suite, client, &invitation.id).await;
+            assert_eq!(settled.status, inv::InvitationStatus::Accepted as i32);
+            assert_eq!(settled.settled_by_invitation_id, portal.id);
+            suite
+                .eventually("the settled invitation's grants are active", || async {
+                    get(&suite, client, &invitation.id)
+                        .await
+                        .granted
+                        .iter()
+                        .all(|g| g.state == inv::GrantState::Active as i32)
+                        .then_some(())
+                })
+                .await;
+        }
+        let access = suite.access_of(&accepted.account_id).await;
+        assert_eq!(access.len(), 3, "{access:?}");
+        assert!(access.iter().all(|a| a.3 == 2), "all ACTIVE: {access:?}");
+        // Their links tell the person to sign in.
+        for link in [&sonar_link, &southbank_link] {
+            refused_with(
+                inspect(&suite, link).await,
+                Code::FailedPrecondition,
+                "SIGN_IN_INSTEAD",
+            );
+            refused_with(
+                suite
+                    .invitations(None)
+                    .accept_invitation(accept_request(link))
+                    .await,
+                Code::FailedPrecondition,
+                "SIGN_IN_INSTEAD",
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_person_with_an_account_accepts_a_sign_up_link_signed_in_without_registering() {
+    for backend in Backend::all() {
+        let suite = Suite::start(backend).await;
+        let admin = suite.admin().await;
+        let (staff_id, email) = suite.add_new_starters(1).await.remove(0);
+        let invitation = suite
+            .invitations(Some(&admin))
+            .create_invitation(create_request(
+                &staff_id,
+                ("portal", "full-edit"),
+                Some((&["websites-cms"], "writer", &[school(0)])),
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .invitation
+            .unwrap();
+        let link = suite.link_for(&email, 1).await;
+        // They sign up elsewhere before they use the link.
+        let account_id = register_elsewhere(&suite, &email).await;
+        refused_with(
+            suite
+                .invitations(None)
+                .accept_invitation(accept_request(&link))
+                .await,
+            Code::AlreadyExists,
+            "ACCOUNT_EXISTS",
+        );
+        assert_eq!(
+            get(&suite, &admin, &invitation.id).await.status,
+            inv::InvitationStatus::Pending as i32,
+            "a refused accept changes nothing"
+        );
+        // Someone else's token does not take the link.
+        refused_with(
+            suite
+                .invitations(Some(&admin))
+                .accept_invitation(accept_request(&link))
+                .await,
+            Code::PermissionDenied,
+            "LINK_FOR_ANOTHER_ACCOUNT",
+        );
+        refused_with(
+            suite
+                .invitations(Some("not-a-token"))
+                .accept_invitation(accept_request(&link))
+                .await,
+            Code::Unauthenticated,
+            "TOKEN_INVALID",
+        );
+        // Signed in, the link alone (no names, no password) activates its access.
+        let user = suite.sign_in(&email, PASSWORD).await.unwrap();
+        let accepted = suite
+            .invitations(Some(&user))
+            .accept_invitation(inv::AcceptInvitationRequest {
+                token: link.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(accepted.account_id, account_id);
+        let invitation = accepted.invitation.unwrap();
+        assert_eq!(invitation.status, inv::InvitationStatus::Accepted as i32);
+        assert!(
+            invitation
+                .granted
+                .iter()
+                .all(|g| g.state == inv::GrantState::Active as i32)
+        );
+        let access = suite.access_of(&account_id).await;
+        assert_eq!(access.len(), 2, "{access:?}");
+        assert!(access.iter().all(|a| a.3 == 2), "all ACTIVE: {access:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_resend_to_someone_who_now_has_an_account_sends_the_new_product_notice() {
+    for backend in Backend::all() {
+        let suite = Suite::start(backend).await;
+        let admin = suite.admin().await;
+        let (staff_id, email) = suite.add_new_starters(1).await.remove(0);
+        let invitation = suite
+            .invitations(Some(&admin))
+            .create_invitation(create_request(&staff_id, ("portal", "full-edit"), None))
+            .await
+            .unwrap()
+            .into_inner()
+            .invitation
+            .unwrap();
+        let link = suite.link_for(&email, 1).await;
+        let account_id = register_elsewhere(&suite, &email).await;
+        let resent = suite
+            .invitations(Some(&admin))
+            .resend_invitation(inv::ResendInvitationRequest {
+                invitation_id: invitation.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .invitation
+            .unwrap();
+        assert_eq!(resent.status, inv::InvitationStatus::Granted as i32);
+        assert_eq!(resent.delivery, inv::DeliveryKind::NewProductNotice as i32);
+        assert!(resent.expire_time.is_none());
+        assert!(
+            resent
+                .granted
+                .iter()
+                .all(|g| g.state == inv::GrantState::Active as i32),
+            "{resent:?}"
+        );
+        let mails = suite.wait_for_emails(&email, 2).await;
+        assert!(mails[1].link_token().is_none(), "a notice, not a link");
+        let access = suite.access_of(&account_id).await;
+        assert_eq!(access.len(), 1);
+        assert_eq!(access[0].3, 2, "ACTIVE");
+        refused_with(
+            inspect(&suite, &link).await,
+            Code::FailedPrecondition,
+            "SIGN_IN_INSTEAD",
+        );
+    }
+}

@@ -759,6 +759,7 @@ async fn probe_store(base: &str) {
             create_time: now,
             update_time: now,
             accept_until: 0,
+            settled_by: None,
         };
         let t = Instant::now();
         store

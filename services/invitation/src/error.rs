@@ -41,6 +41,9 @@ pub enum Error {
     /// R11: the invitee already has an account.
     #[error("account exists")]
     AccountExists,
+    /// A link accepted while signed in to an account of another email.
+    #[error("link for another account")]
+    LinkForAnotherAccount,
     /// Identity, subscription or the mail relay did not answer; worth retrying.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -131,10 +134,16 @@ impl From<Error> for ApiError {
             }
             Error::AccountExists => ApiError::AlreadyExists {
                 reason: "ACCOUNT_EXISTS",
-                message: "an account with this email address already exists; sign in instead"
+                message: "an account with this email address already exists; sign in, then \
+                          accept the link signed in (with your user token) to add its access"
                     .into(),
                 metadata: Vec::new(),
             },
+            Error::LinkForAnotherAccount => ApiError::permission_denied(
+                "LINK_FOR_ANOTHER_ACCOUNT",
+                "this invitation was sent to another email address; sign in with the account \
+                 of the address it was sent to",
+            ),
             Error::Unavailable(message) => ApiError::Unavailable { message },
             Error::Internal(error) => ApiError::Internal(error),
         }

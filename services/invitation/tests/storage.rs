@@ -12,7 +12,9 @@ use portal_invitation::domain::{
     Delivery, EmailDetails, GrantState, GrantedAccess, Invitation, LinkHash, LinkToken, ListFilter,
     NewStep, Org, PageKey, SchoolAccess, Status, StepKind, StepOutcome, TrustAccess,
 };
-use portal_invitation::store::{CreateOutcome, NewInvitation, Refusal, Store, open};
+use portal_invitation::store::{
+    CompleteAccept, CreateOutcome, NewInvitation, Refusal, Store, open,
+};
 use portal_runtime::db::{DbPool, DbSettings, testing};
 use portal_runtime::vocab::{
     AccountId, Email, InvitationId, ProductKey, RequestId, RoleKey, SchoolId, StaffId, TrustId,
@@ -72,6 +74,7 @@ fn invitation(trust: TrustId, staff: StaffId, product: &str, now: DateTime<Utc>)
         create_time: now,
         update_time: now,
         accept_until: 0,
+        settled_by: None,
     }
 }
 
@@ -79,6 +82,7 @@ fn step(invitation_id: InvitationId, kind: StepKind, claimed_until: i64) -> NewS
     let step = match kind {
         StepKind::Grant => NewStep::grant(invitation_id),
         StepKind::Revoke => NewStep::revoke_dropped(invitation_id),
+        StepKind::Activate => NewStep::activate(invitation_id, AccountId::generate()),
         StepKind::Email => NewStep::email(
             invitation_id,
             &EmailDetails {
@@ -553,17 +557,27 @@ async fn an_accept_is_recorded_once_with_its_request_id() {
         granted[0].state = GrantState::Active;
         let (first, second) = (AccountId::generate(), AccountId::generate());
         let r1 = request_id("r1");
+        let accept = |account_id, request_id| CompleteAccept {
+            id: inv.id,
+            account_id,
+            request_id,
+            granted: &granted,
+            now,
+            wall_now: wall(),
+        };
         assert!(
             store
-                .complete_accept(inv.id, first, Some(&r1), &granted, now)
+                .complete_accept(accept(first, Some(&r1)))
                 .await
                 .unwrap()
+                .is_some()
         );
         assert!(
-            !store
-                .complete_accept(inv.id, second, None, &granted, now)
+            store
+                .complete_accept(accept(second, None))
                 .await
-                .unwrap(),
+                .unwrap()
+                .is_none(),
             "{db}"
         );
         let got = store.get(inv.id).await.unwrap().unwrap();
@@ -761,5 +775,82 @@ async fn an_accepts_claim_and_a_revoke_exclude_each_other_whichever_commits_firs
             !store.claim_accept(old.id, &link, now, lease).await.unwrap(),
             "{db}"
         );
+    }
+}
+
+#[tokio::test]
+async fn an_accept_settles_the_other_pending_invitations_of_the_same_person() {
+    for (db, store, _dir) in stores().await {
+        let now = Utc::now();
+        let staff = StaffId::generate();
+        let accepted = invitation(TRUST, staff, "portal", now);
+        // The same staff record, another product: settled.
+        let same_staff = invitation(TRUST, staff, "sonar-multi-school", now);
+        // The same email in another trust: settled.
+        let other_trust = invitation(OTHER_TRUST, StaffId::generate(), "portal", now);
+        // Someone else: left alone.
+        let someone_else = Invitation {
+            staff_email: Email::parse("ben.carter@northfield.example.org").unwrap(),
+            ..invitation(TRUST, StaffId::generate(), "portal", now)
+        };
+        // Held by its own accept: left alone.
+        let mut claimed = invitation(OTHER_TRUST, StaffId::generate(), "sonar-multi-school", now);
+        let link = hash();
+        claimed.current_link_hash = Some(link.clone());
+        for inv in [
+            &accepted,
+            &same_staff,
+            &other_trust,
+            &someone_else,
+            &claimed,
+        ] {
+            created(&*store, inv, &[step(inv.id, StepKind::Email, 0)]).await;
+        }
+        assert!(
+            store
+                .claim_accept(claimed.id, &link, now, wall() + 60_000_000)
+                .await
+                .unwrap()
+        );
+        let account = AccountId::generate();
+        let steps = store
+            .complete_accept(CompleteAccept {
+                id: accepted.id,
+                account_id: account,
+                request_id: None,
+                granted: &accepted.granted,
+                now,
+                wall_now: wall(),
+            })
+            .await
+            .unwrap()
+            .expect("accepted");
+        assert_eq!(steps.len(), 2, "{db}");
+        for settled in [&same_staff, &other_trust] {
+            let got = store.get(settled.id).await.unwrap().unwrap();
+            assert_eq!(got.status, Status::Accepted, "{db}");
+            assert_eq!(got.account_id, Some(account));
+            assert_eq!(got.settled_by, Some(accepted.id));
+            assert_eq!(
+                store
+                    .open_steps(settled.id, StepKind::Activate)
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            );
+            assert!(
+                store
+                    .open_steps(settled.id, StepKind::Email)
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "{db}: its unsent email is cancelled"
+            );
+        }
+        for untouched in [&someone_else, &claimed] {
+            let got = store.get(untouched.id).await.unwrap().unwrap();
+            assert_eq!(got.status, Status::Pending, "{db}");
+        }
     }
 }

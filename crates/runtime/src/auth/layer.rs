@@ -84,6 +84,14 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         if public {
+            // A public call may still say who is calling (accepting an invitation link while
+            // signed in): a valid token's principal is attached; without one the call is
+            // anonymous, and the handler decides what a token it cannot use means.
+            if let Some(Ok(principal)) =
+                bearer(request.headers()).map(|t| self.layer.verifier.verify(t))
+            {
+                request.extensions_mut().insert(principal);
+            }
             return Box::pin(inner.call(request));
         }
         let verdict = match bearer(request.headers()) {

@@ -10,13 +10,16 @@ use portal_runtime::error::{ApiError, Violations};
 use portal_runtime::limits::{MAX_PRODUCTS_PER_REQUEST, MAX_SCHOOLS_PER_REQUEST};
 use portal_runtime::paging::PageRequest;
 use portal_runtime::vocab::{
-    InvitationId, Password, ProductKey, RequestId, RoleKey, SchoolId, StaffId, TrustId, parse_name,
+    AccountId, InvitationId, Password, ProductKey, RequestId, RoleKey, SchoolId, StaffId, TrustId,
+    parse_name,
 };
+use secrecy::SecretString;
 
+use crate::domain::NewAccountDetails;
 use crate::domain::{
-    AcceptInput, Accepted, CreateInput, Created, Delivery, GrantState, GrantedAccess, Invitation,
-    LinkToken, ListFilter, ListQuery, Page, PageKey, SchoolAccess, SkippedAccess, Status,
-    TrustAccess,
+    AcceptInput, Accepted, Accepter, CreateInput, Created, Delivery, GrantState, GrantedAccess,
+    Invitation, LinkToken, ListFilter, ListQuery, Page, PageKey, SchoolAccess, SkippedAccess,
+    Status, TrustAccess,
 };
 
 /// Longest given or family name.
@@ -202,25 +205,50 @@ impl TryFrom<&pb::InspectInvitationLinkRequest> for LinkToken {
     }
 }
 
-impl TryFrom<pb::AcceptInvitationRequest> for AcceptInput {
+/// An accept request, with the signed-in caller's account and token when it sent one: then
+/// the names and password are not needed (and not read).
+impl
+    TryFrom<(
+        pb::AcceptInvitationRequest,
+        Option<(AccountId, SecretString)>,
+    )> for AcceptInput
+{
     type Error = ApiError;
 
-    fn try_from(r: pb::AcceptInvitationRequest) -> Result<Self, ApiError> {
+    fn try_from(
+        (r, signed_in): (
+            pb::AcceptInvitationRequest,
+            Option<(AccountId, SecretString)>,
+        ),
+    ) -> Result<Self, ApiError> {
         let mut v = Violations::new();
         let token = v.take("token", LinkToken::parse(&r.token));
-        let given_name = v.take("given_name", parse_name(&r.given_name, MAX_NAME_CHARS));
-        let family_name = v.take("family_name", parse_name(&r.family_name, MAX_NAME_CHARS));
-        let password = v.take("password", Password::parse(&r.password));
         let request_id = v
             .take("request_id", RequestId::parse_optional(&r.request_id))
             .flatten();
+        let accepter = match signed_in {
+            Some((account_id, bearer)) => Some(Accepter::SignedIn { account_id, bearer }),
+            None => {
+                let given_name = v.take("given_name", parse_name(&r.given_name, MAX_NAME_CHARS));
+                let family_name = v.take("family_name", parse_name(&r.family_name, MAX_NAME_CHARS));
+                let password = v.take("password", Password::parse(&r.password));
+                match (given_name, family_name, password) {
+                    (Some(given_name), Some(family_name), Some(password)) => {
+                        Some(Accepter::NewAccount(NewAccountDetails {
+                            given_name,
+                            family_name,
+                            password,
+                        }))
+                    }
+                    _ => None,
+                }
+            }
+        };
         v.finish_with(|| {
             Some(AcceptInput {
                 token: token?,
-                given_name: given_name?,
-                family_name: family_name?,
-                password: password?,
                 request_id,
+                accepter: accepter?,
             })
         })
     }
@@ -345,6 +373,10 @@ impl From<Invitation> for pb::Invitation {
             expire_time: invitation.expire_time.map(to_timestamp),
             create_time: Some(to_timestamp(invitation.create_time)),
             update_time: Some(to_timestamp(invitation.update_time)),
+            settled_by_invitation_id: invitation
+                .settled_by
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
         }
     }
 }

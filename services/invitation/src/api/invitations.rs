@@ -4,7 +4,8 @@ use tonic::{Request, Response, Status};
 
 use portal_proto::invitation::v1 as pb;
 use portal_proto::invitation::v1::invitation_service_server::InvitationService;
-use portal_runtime::principal_of;
+use portal_runtime::error::ApiError;
+use portal_runtime::{Principal, principal_of};
 
 use super::convert::invitation_id;
 use super::{Api, answer, bearer};
@@ -119,7 +120,25 @@ impl InvitationService for Api {
     ) -> Result<Response<pb::AcceptInvitationResponse>, Status> {
         answer(
             async {
-                let input = AcceptInput::try_from(request.into_inner())?;
+                // A caller signed in to the invitee's account accepts without registering. A
+                // token sent but not accepted must not turn the call into a sign-up.
+                let bearer = bearer(&request);
+                let signed_in = match (request.extensions().get::<Principal>(), bearer) {
+                    (Some(Principal::User { account_id }), Some(bearer)) => {
+                        Some((*account_id, bearer))
+                    }
+                    (None, None) => None,
+                    _ => {
+                        return Err(ApiError::Unauthenticated {
+                            reason: "TOKEN_INVALID",
+                            message: "the bearer token is not a valid user token; sign in again, \
+                                      or accept without a token to sign up"
+                                .into(),
+                        }
+                        .into());
+                    }
+                };
+                let input = AcceptInput::try_from((request.into_inner(), signed_in))?;
                 let accepted = self.app.accept(input).await?;
                 Ok(accepted.into())
             }

@@ -8,13 +8,14 @@ use portal_runtime::vocab::InvitationId;
 use super::outbox::wall_now;
 use super::{App, signed_in};
 use crate::domain::catalogue::product_names;
-use crate::domain::{EmailDetails, Invitation, NewStep};
+use crate::domain::{Delivery, EmailDetails, Invitation, NewStep, Status};
 use crate::error::{Error, Result};
 use crate::store::{Refusal, Transition};
 
 impl App {
-    /// R9: a new link and a new window; every earlier link stops working. `bearer` is the
-    /// caller's own token, to ask for their name for the email.
+    /// R9: a new link and a new window; every earlier link stops working. An invitee who has
+    /// an account by now gets the access at once and a new-product notice instead. `bearer` is
+    /// the caller's own token, to ask for their name for the email.
     pub async fn resend(
         &self,
         caller: &Principal,
@@ -28,10 +29,32 @@ impl App {
         let catalogue = self.subscription.catalogue().await.unwrap_or_default();
         let details = EmailDetails {
             product_names: product_names(&invitation.granted, &catalogue),
-            trust_name: invitation.trust_name,
+            trust_name: invitation.trust_name.clone(),
             inviter_name,
         };
         let email = NewStep::email(id, &details);
+        // An invitee who has an account by now (registered elsewhere) gets the access at once
+        // and the new-product notice, not another sign-up link.
+        let account = match invitation.delivery {
+            Delivery::SignUpLink if invitation.status_at(now) == Status::Pending => {
+                self.identity
+                    .lookup_account(&invitation.staff_email)
+                    .await?
+            }
+            _ => None,
+        };
+        if let Some(account_id) = account {
+            let activate = NewStep::activate(id, account_id);
+            let steps = [activate.clone(), email];
+            let granted = self
+                .store
+                .grant_to_account(id, account_id, now, &steps, wall_now())
+                .await?;
+            changed(id, granted)?;
+            self.outbox.run_soon(&[activate.id]).await;
+            let invitation = self.store.get(id).await?.ok_or(Error::NotFound { id })?;
+            return Ok(self.seen(invitation));
+        }
         let resent = self
             .store
             .resend(id, now, now + self.link_ttl, &email, wall_now())

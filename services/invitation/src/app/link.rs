@@ -3,9 +3,10 @@
 use portal_runtime::vocab::AccountId;
 
 use super::App;
-use super::outbox::lease_end;
-use crate::domain::{AcceptInput, Accepted, Invitation, LinkToken};
+use super::outbox::{lease_end, wall_now};
+use crate::domain::{AcceptInput, Accepted, Accepter, Invitation, LinkToken, NewAccountDetails};
 use crate::error::{Error, Result};
+use crate::store::CompleteAccept;
 
 impl App {
     /// What a link grants and until when, without using it.
@@ -13,8 +14,10 @@ impl App {
         Ok(self.seen(self.usable_link(token).await?))
     }
 
-    /// R11: registers the invitee with the staff email, activates the grants, and marks the
-    /// invitation ACCEPTED. A retried accept with the same request id answers as the first.
+    /// R11: registers the invitee with the staff email (or, signed in, takes their account),
+    /// activates the grants, and marks the invitation ACCEPTED; the person's other pending
+    /// invitations are settled with it. A retried accept with the same request id answers as
+    /// the first.
     pub async fn accept(&self, input: AcceptInput) -> Result<Accepted> {
         let hash = input.token.hash();
         if let Some(request_id) = &input.request_id
@@ -31,6 +34,13 @@ impl App {
             });
         }
         let invitation = self.usable_link(&input.token).await?;
+        // Signed in: the account must be the invitee's (the staff email's).
+        if let Accepter::SignedIn { account_id, bearer } = &input.accepter {
+            let email = self.identity.signed_in_email(*account_id, bearer).await?;
+            if email.as_ref() != Some(&invitation.staff_email) {
+                return Err(Error::LinkForAnotherAccount);
+            }
+        }
         // The grants must exist in identity before they can be activated.
         self.outbox.complete_grants(invitation.id).await?;
         // Revoke and accept are serialised on the invitation: the accept claims it before
@@ -42,37 +52,46 @@ impl App {
         {
             return Err(self.refused_now(&input.token).await);
         }
-        let account_id = match self.register(&invitation, &input).await {
-            Ok(account_id) => account_id,
-            Err(error) => {
-                // Nothing was registered: a revoke may go ahead.
-                if let Err(release) = self.store.release_accept(invitation.id).await {
-                    tracing::warn!(error = %release, "releasing an accept's claim failed");
+        let account_id = match &input.accepter {
+            Accepter::SignedIn { account_id, .. } => *account_id,
+            Accepter::NewAccount(details) => match self.register(&invitation, details).await {
+                Ok(account_id) => account_id,
+                Err(error) => {
+                    // Nothing was registered: a revoke may go ahead.
+                    if let Err(release) = self.store.release_accept(invitation.id).await {
+                        tracing::warn!(error = %release, "releasing an accept's claim failed");
+                    }
+                    return Err(error);
                 }
-                return Err(error);
-            }
+            },
         };
         let withdrawn = self
             .identity
             .activate_grants(invitation.id, account_id)
             .await?;
         let now = self.now();
+        let granted = invitation.accepted_grants(&withdrawn);
         let completed = self
             .store
-            .complete_accept(
-                invitation.id,
+            .complete_accept(CompleteAccept {
+                id: invitation.id,
                 account_id,
-                input.request_id.as_ref(),
-                &invitation.accepted_grants(&withdrawn),
+                request_id: input.request_id.as_ref(),
+                granted: &granted,
                 now,
-            )
+                wall_now: wall_now(),
+            })
             .await?;
+        // The person's other pending invitations, settled with this one: activated now.
+        if let Some(settled) = &completed {
+            self.outbox.run_soon(settled).await;
+        }
         let stored = self
             .store
             .get(invitation.id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("accepted invitation vanished"))?;
-        if !completed {
+        if completed.is_none() {
             // Another accept of the same link finished first.
             stored.check_link(&hash, now).map_err(Error::Link)?;
         }
@@ -107,11 +126,15 @@ impl App {
 
     /// The invitee's new account; a retried accept whose registration went through carries
     /// on with that account.
-    async fn register(&self, invitation: &Invitation, input: &AcceptInput) -> Result<AccountId> {
+    async fn register(
+        &self,
+        invitation: &Invitation,
+        details: &NewAccountDetails,
+    ) -> Result<AccountId> {
         let email = &invitation.staff_email;
         match self
             .identity
-            .register_account(email, input, invitation.id)
+            .register_account(email, details, invitation.id)
             .await?
         {
             Some(account_id) => Ok(account_id),

@@ -260,6 +260,17 @@ impl Outbox {
         Ok(())
     }
 
+    /// Runs steps just queued now, so a reply shows their effect; what cannot run now (a
+    /// grant still open, a failure) is left to the worker.
+    pub async fn run_soon(&self, steps: &[StepId]) {
+        for &step in steps {
+            if let Err(error) = self.run_now(step).await {
+                tracing::warn!(step = %step, error = %error, "step failed; the outbox will retry");
+            }
+        }
+        self.wake();
+    }
+
     /// Sends the email of an invitation just created, off the reply's path: `step` was
     /// inserted leased to this server and `token` is the link minted with the invitation
     /// (the database holds only its hash). A failure leaves the step to the worker.
@@ -377,6 +388,17 @@ impl Outbox {
                 Ok(StepOutcome::Done)
             }
             Work::Email(details) => self.email(&invitation, details, step.id, None).await,
+            Work::Activate { account_id } => {
+                let withdrawn = self
+                    .identity
+                    .activate_grants(invitation.id, account_id)
+                    .await?;
+                let granted = invitation.accepted_grants(&withdrawn);
+                if granted != invitation.granted {
+                    self.store.update_granted(invitation.id, &granted).await?;
+                }
+                Ok(StepOutcome::Done)
+            }
         }
     }
 

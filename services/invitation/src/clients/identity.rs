@@ -18,7 +18,9 @@ use portal_runtime::vocab::{
 };
 
 use super::{CACHE_TTL, Recent, locked, remote};
-use crate::domain::{AcceptInput, Delivery, GrantState, GrantedAccess, Invitation, StaffMember};
+use crate::domain::{
+    Delivery, GrantState, GrantedAccess, Invitation, NewAccountDetails, StaffMember,
+};
 use crate::error::{Error, Result};
 
 type GrantClient = id::grant_service_client::GrantServiceClient<AuthedChannel>;
@@ -257,6 +259,42 @@ impl Identity {
         name
     }
 
+    /// The email of the signed-in caller's account, asked with their own token; None when
+    /// identity does not accept the token or knows no such account.
+    pub async fn signed_in_email(
+        &self,
+        caller: AccountId,
+        bearer: &SecretString,
+    ) -> Result<Option<Email>> {
+        let mut request = tonic::Request::new(id::GetCurrentAccountRequest {});
+        let Ok(value) = format!("Bearer {}", bearer.expose_secret()).parse() else {
+            return Ok(None);
+        };
+        request.metadata_mut().insert("authorization", value);
+        let answer =
+            id::account_service_client::AccountServiceClient::new(self.unauthenticated.clone())
+                .get_current_account(request)
+                .await;
+        let account = match answer {
+            Ok(reply) => reply.into_inner().account,
+            Err(status)
+                if matches!(
+                    status.code(),
+                    Code::NotFound | Code::Unauthenticated | Code::PermissionDenied
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(status) => return Err(remote("identity", status)),
+        };
+        match account {
+            Some(account) if account_id(&account.id)? == caller => Ok(Some(
+                Email::parse(&account.email).map_err(|_| malformed("an account email"))?,
+            )),
+            _ => Ok(None),
+        }
+    }
+
     /// R7/R8: the account of an email, if one exists.
     pub async fn lookup_account(&self, email: &Email) -> Result<Option<AccountId>> {
         let reply = self
@@ -345,14 +383,14 @@ impl Identity {
     pub async fn register_account(
         &self,
         email: &Email,
-        input: &AcceptInput,
+        details: &NewAccountDetails,
         invitation_id: InvitationId,
     ) -> Result<Option<AccountId>> {
         let request = id::RegisterAccountRequest {
             email: email.as_str().to_string(),
-            given_name: input.given_name.clone(),
-            family_name: input.family_name.clone(),
-            password: input.password.expose().to_string(),
+            given_name: details.given_name.clone(),
+            family_name: details.family_name.clone(),
+            password: details.password.expose().to_string(),
             invitation_id: invitation_id.to_string(),
         };
         match self.accounts.clone().register_account(request).await {

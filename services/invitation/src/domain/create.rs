@@ -273,6 +273,7 @@ impl Plan {
             create_time: draft.now,
             update_time: draft.now,
             accept_until: 0,
+            settled_by: None,
         };
         let email = EmailDetails {
             trust_name: draft.trust_name,

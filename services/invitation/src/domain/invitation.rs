@@ -190,6 +190,8 @@ pub struct Invitation {
     /// Wall-clock micros until which an accept holds the invitation (0: none does). While
     /// it holds, the invitation is not revoked, resent or expired.
     pub accept_until: i64,
+    /// The invitation whose accept registered the invitee's account and settled this one.
+    pub settled_by: Option<InvitationId>,
 }
 
 impl Invitation {
@@ -219,7 +221,8 @@ impl Invitation {
         }
         match self.status_at(now) {
             Status::Pending => Ok(()),
-            Status::Accepted | Status::Granted => Err(LinkRefusal::Used),
+            Status::Accepted if self.settled_by.is_none() => Err(LinkRefusal::Used),
+            Status::Accepted | Status::Granted => Err(LinkRefusal::SignIn),
             Status::Revoked => Err(LinkRefusal::Revoked),
             Status::Expired => Err(LinkRefusal::Expired),
         }
@@ -317,6 +320,7 @@ impl Invitation {
             create_time: now,
             update_time: now,
             accept_until: 0,
+            settled_by: None,
         }
     }
 }
@@ -424,6 +428,15 @@ mod tests {
         assert_eq!(
             invitation(Status::Revoked, later, &token).check_link(&hash, now),
             Err(LinkRefusal::Revoked)
+        );
+        let settled = Invitation {
+            settled_by: Some(InvitationId::generate()),
+            ..invitation(Status::Accepted, later, &token)
+        };
+        assert_eq!(settled.check_link(&hash, now), Err(LinkRefusal::SignIn));
+        assert_eq!(
+            invitation(Status::Granted, later, &token).check_link(&hash, now),
+            Err(LinkRefusal::SignIn)
         );
         assert_eq!(
             invitation(Status::Pending, now, &token).check_link(&hash, now),

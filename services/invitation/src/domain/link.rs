@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use portal_runtime::vocab::{Password, RequestId};
+use portal_runtime::vocab::{AccountId, Password, RequestId};
 
 /// The random bytes of a link token.
 const TOKEN_BYTES: usize = 32;
@@ -91,6 +91,9 @@ pub enum LinkRefusal {
     Revoked,
     Superseded,
     Expired,
+    /// The invitee has an account and the invitation's access is already theirs (settled
+    /// when they registered through another link, or granted on a resend).
+    SignIn,
 }
 
 impl LinkRefusal {
@@ -101,6 +104,7 @@ impl LinkRefusal {
             LinkRefusal::Revoked => "LINK_REVOKED",
             LinkRefusal::Superseded => "LINK_SUPERSEDED",
             LinkRefusal::Expired => "LINK_EXPIRED",
+            LinkRefusal::SignIn => "SIGN_IN_INSTEAD",
         }
     }
 
@@ -119,6 +123,10 @@ impl LinkRefusal {
             LinkRefusal::Expired => {
                 "this invitation link has expired; ask an administrator to invite you again"
             }
+            LinkRefusal::SignIn => {
+                "you already have an account and this invitation's access is already yours; \
+                 sign in to use it"
+            }
         }
     }
 }
@@ -127,10 +135,29 @@ impl LinkRefusal {
 #[derive(Debug, Clone)]
 pub struct AcceptInput {
     pub token: LinkToken,
+    pub request_id: Option<RequestId>,
+    pub accepter: Accepter,
+}
+
+/// Who accepts a link.
+#[derive(Debug, Clone)]
+pub enum Accepter {
+    /// The invitee signs up: an account is registered with these details.
+    NewAccount(NewAccountDetails),
+    /// The invitee already has an account and is signed in to it: the link's access becomes
+    /// that account's. `bearer` is their token, to read their account with.
+    SignedIn {
+        account_id: AccountId,
+        bearer: SecretString,
+    },
+}
+
+/// What a sign-up registers besides the staff email.
+#[derive(Debug, Clone)]
+pub struct NewAccountDetails {
     pub given_name: String,
     pub family_name: String,
     pub password: Password,
-    pub request_id: Option<RequestId>,
 }
 
 #[cfg(test)]

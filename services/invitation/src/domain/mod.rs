@@ -17,5 +17,5 @@ pub use invitation::{
     Accepted, Created, Delivery, GrantState, GrantedAccess, Invitation, ListFilter, ListQuery, Org,
     Page, PageKey, SchoolAccess, SkipReason, SkippedAccess, Status, TrustAccess,
 };
-pub use link::{AcceptInput, LinkHash, LinkRefusal, LinkToken};
+pub use link::{AcceptInput, Accepter, LinkHash, LinkRefusal, LinkToken, NewAccountDetails};
 pub use outbox::{EmailDetails, NewStep, Step, StepKind, StepOutcome, Work};

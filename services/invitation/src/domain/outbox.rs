@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use portal_runtime::vocab::{InvitationId, StepId};
+use portal_runtime::vocab::{AccountId, InvitationId, StepId};
 
 /// A kind of step, stored by name (`GRANT`).
 #[derive(
@@ -19,6 +19,9 @@ pub enum StepKind {
     Revoke,
     /// The invitation email.
     Email,
+    /// ActivateGrants of the invitation for the account its invitee now has (registered
+    /// through another link, or found on a resend).
+    Activate,
 }
 
 /// How a step ended, stored by name (`DONE`).
@@ -46,6 +49,13 @@ pub enum Work {
     Grant,
     Revoke { pending_only: bool },
     Email(EmailDetails),
+    Activate { account_id: AccountId },
+}
+
+/// The activate step's payload.
+#[derive(Serialize, Deserialize)]
+struct ActivatePayload {
+    account_id: AccountId,
 }
 
 /// The revoke step's payload.
@@ -67,6 +77,11 @@ impl Work {
             StepKind::Email => serde_json::from_str(payload)
                 .map(Work::Email)
                 .map_err(|e| format!("email payload: {e}")),
+            StepKind::Activate => serde_json::from_str::<ActivatePayload>(payload)
+                .map(|p| Work::Activate {
+                    account_id: p.account_id,
+                })
+                .map_err(|e| format!("activate payload: {e}")),
         }
     }
 }
@@ -108,6 +123,12 @@ impl NewStep {
             pending_only: false,
         };
         Self::of(invitation_id, StepKind::Revoke, to_json(&payload))
+    }
+
+    /// ActivateGrants of the invitation for `account_id`.
+    pub fn activate(invitation_id: InvitationId, account_id: AccountId) -> Self {
+        let payload = ActivatePayload { account_id };
+        Self::of(invitation_id, StepKind::Activate, to_json(&payload))
     }
 
     /// The invitation's email.
@@ -176,6 +197,7 @@ mod tests {
             product_names: vec!["Portal".into()],
         };
         let invitation = InvitationId::generate();
+        let account = AccountId::generate();
         for (new, work) in [
             (NewStep::grant(invitation), Work::Grant),
             (
@@ -187,6 +209,12 @@ mod tests {
             (
                 NewStep::email(invitation, &details),
                 Work::Email(details.clone()),
+            ),
+            (
+                NewStep::activate(invitation, account),
+                Work::Activate {
+                    account_id: account,
+                },
             ),
         ] {
             let step = Step {

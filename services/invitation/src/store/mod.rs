@@ -58,6 +58,18 @@ pub enum Refusal {
 /// Whether a state change applied, or why it was refused.
 pub type Transition = std::result::Result<Invitation, Refusal>;
 
+/// An accept to record (see [`Store::complete_accept`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CompleteAccept<'a> {
+    pub id: InvitationId,
+    pub account_id: AccountId,
+    pub request_id: Option<&'a RequestId>,
+    /// The invitation's grants as the accept left them.
+    pub granted: &'a [GrantedAccess],
+    pub now: DateTime<Utc>,
+    pub wall_now: i64,
+}
+
 /// A new invitation as the store is asked to keep it.
 #[derive(Debug, Clone, Copy)]
 pub struct NewInvitation<'a> {
@@ -115,6 +127,18 @@ pub trait Store: Send + Sync + 'static {
         wall_now: i64,
     ) -> Result<Option<Transition>>;
 
+    /// PENDING → GRANTED for the account the invitee now has (a resend found it): the
+    /// delivery becomes a new-product notice, the expiry goes, unsent emails are cancelled
+    /// and `steps` (activate, then the notice) queued; refused like a resend.
+    async fn grant_to_account(
+        &self,
+        id: InvitationId,
+        account_id: AccountId,
+        now: DateTime<Utc>,
+        steps: &[NewStep],
+        wall_now: i64,
+    ) -> Result<Option<Transition>>;
+
     /// R10: PENDING → REVOKED with `revoke` queued and unsent emails cancelled, unless an
     /// accept holds the invitation at `wall_now`. An already REVOKED invitation is returned
     /// unchanged.
@@ -163,16 +187,13 @@ pub trait Store: Send + Sync + 'static {
     /// Lets go of an accept's claim that registered nothing.
     async fn release_accept(&self, id: InvitationId) -> Result<()>;
 
-    /// PENDING → ACCEPTED for `account_id`, recording the request id and ending the accept's
-    /// claim. False when the invitation was no longer PENDING.
-    async fn complete_accept(
-        &self,
-        id: InvitationId,
-        account_id: AccountId,
-        request_id: Option<&RequestId>,
-        granted: &[GrantedAccess],
-        now: DateTime<Utc>,
-    ) -> Result<bool>;
+    /// PENDING → ACCEPTED, recording the request id and ending the accept's claim. In the
+    /// same transaction every other PENDING invitation of the same person (the same email, or
+    /// the same staff record of the trust) that no accept holds and whose link has not
+    /// expired becomes ACCEPTED for the account too, settled by this one, with its unsent
+    /// emails cancelled and an activate step queued. None when the invitation was no longer
+    /// PENDING; otherwise the activate steps queued.
+    async fn complete_accept(&self, accept: CompleteAccept<'_>) -> Result<Option<Vec<StepId>>>;
 
     /// The account an earlier accept with this request id registered.
     async fn find_accept_request(

@@ -24,7 +24,7 @@ pub const INVITATION_COLUMNS: &str = "i.id, i.trust_id, i.trust_name, i.staff_id
     i.staff_email, i.staff_given_name, i.inviter_account_id, i.trust_product_key, \
     i.trust_role_key, i.school_access, i.status, i.delivery, i.granted, i.skipped, \
     i.expire_time, i.current_link_hash, i.accepting, i.account_id, i.create_time, \
-    i.update_time, i.accept_until";
+    i.update_time, i.accept_until, i.settled_by";
 
 /// An invitation row.
 #[derive(FromRow)]
@@ -53,6 +53,7 @@ pub struct InvitationRow {
     create_time: i64,
     update_time: i64,
     accept_until: i64,
+    settled_by: Option<InvitationId>,
 }
 
 impl TryFrom<InvitationRow> for Invitation {
@@ -89,6 +90,7 @@ impl TryFrom<InvitationRow> for Invitation {
             create_time: from_micros(row.create_time),
             update_time: from_micros(row.update_time),
             accept_until: row.accept_until,
+            settled_by: row.settled_by,
         })
     }
 }

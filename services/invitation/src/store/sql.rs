@@ -16,7 +16,7 @@ use portal_runtime::vocab::{
 };
 
 use super::rows::{INVITATION_COLUMNS, InvitationRow, StepRow, bind_invitation, granted_json};
-use super::{Backend, CreateOutcome, NewInvitation, Refusal, Store, Transition};
+use super::{Backend, CompleteAccept, CreateOutcome, NewInvitation, Refusal, Store, Transition};
 use crate::domain::{
     GrantedAccess, Invitation, LinkHash, ListFilter, NewStep, PageKey, Status, Step, StepKind,
     StepOutcome,
@@ -52,10 +52,11 @@ static FIND_LINK: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Claims one open step that is not leased; a revoke waits for its invitation's grant.
+/// Claims one open step that is not leased; a revoke or activate waits for its invitation's
+/// grant.
 const CLAIM_STEP: &str = "UPDATE outbox SET claimed_until = $1, attempts = attempts + 1 \
      WHERE id = $2 AND done_at IS NULL AND claimed_until <= $3 \
-     AND NOT (kind = 'REVOKE' AND EXISTS (SELECT 1 FROM outbox g \
+     AND NOT (kind IN ('REVOKE', 'ACTIVATE') AND EXISTS (SELECT 1 FROM outbox g \
      WHERE g.invitation_id = outbox.invitation_id AND g.kind = 'GRANT' \
      AND g.done_at IS NULL)) \
      RETURNING id, invitation_id, kind, payload, attempts";
@@ -92,6 +93,12 @@ const CANCEL_OPEN_EMAILS: &str = "UPDATE outbox SET done_at = $1, outcome = 'CAN
 
 const EXPIRE_ONE: &str =
     "UPDATE invitations SET status = 'EXPIRED', update_time = $1 WHERE id = $2";
+
+/// The other PENDING invitations of a person, by email or by staff record of the trust, that
+/// no accept holds and whose link has not expired.
+const SAME_PERSON_PENDING: &str = "SELECT id FROM invitations WHERE status = 'PENDING' \
+     AND id <> $1 AND (staff_email = $2 OR (trust_id = $3 AND staff_id = $4)) \
+     AND (expire_time IS NULL OR expire_time > $5) AND accept_until <= $6";
 
 /// The open revoke steps of a staff member's invitations.
 const OPEN_REVOKES_OF_STAFF: &str = "SELECT o.id FROM outbox o \
@@ -351,7 +358,7 @@ where
                     ));
                 }
                 Self::cancel_open_emails(conn, id, wall_now).await?;
-                Self::insert_step(conn, queued, wall_now).await?;
+                Self::insert_steps(conn, queued, wall_now).await?;
                 Ok(Self::get_in(conn, id).await?.map(Ok))
             })
             .await
@@ -366,8 +373,8 @@ struct Change<'q, DB: Database> {
     done: Option<Status>,
     /// The statement that changes the row.
     update: Query<'q, DB, DB::Arguments<'q>>,
-    /// The step the change queues.
-    queued: &'q NewStep,
+    /// The steps the change queues.
+    queued: &'q [NewStep],
     wall_now: i64,
 }
 
@@ -521,7 +528,7 @@ where
             now,
             done: None,
             update,
-            queued: email,
+            queued: std::slice::from_ref(email),
             wall_now,
         };
         self.transition("resend", change).await
@@ -546,10 +553,38 @@ where
             now,
             done: Some(Status::Revoked),
             update,
-            queued: revoke,
+            queued: std::slice::from_ref(revoke),
             wall_now,
         };
         self.transition("revoke", change).await
+    }
+
+    async fn grant_to_account(
+        &self,
+        id: InvitationId,
+        account_id: AccountId,
+        now: DateTime<Utc>,
+        steps: &[NewStep],
+        wall_now: i64,
+    ) -> Result<Option<Transition>> {
+        let update = sqlx::query(
+            "UPDATE invitations SET status = 'GRANTED', delivery = 'NEW_PRODUCT_NOTICE', \
+             account_id = $1, expire_time = NULL, update_time = $2 \
+             WHERE id = $3 AND status = 'PENDING' AND accept_until <= $4",
+        )
+        .bind(account_id)
+        .bind(to_micros(now))
+        .bind(id)
+        .bind(wall_now);
+        let change = Change {
+            id,
+            now,
+            done: None,
+            update,
+            queued: steps,
+            wall_now,
+        };
+        self.transition("grant_to_account", change).await
     }
 
     async fn expire_due(
@@ -664,14 +699,15 @@ where
             .await
     }
 
-    async fn complete_accept(
-        &self,
-        id: InvitationId,
-        account_id: AccountId,
-        request_id: Option<&RequestId>,
-        granted: &[GrantedAccess],
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
+    async fn complete_accept(&self, accept: CompleteAccept<'_>) -> Result<Option<Vec<StepId>>> {
+        let CompleteAccept {
+            id,
+            account_id,
+            request_id,
+            granted,
+            now,
+            wall_now,
+        } = accept;
         self.db
             .write("complete_accept", async |conn| {
                 let updated = sqlx::query(
@@ -686,7 +722,7 @@ where
                 .await?;
                 let updated = updated.rows_affected();
                 if updated == 0 {
-                    return Ok(false);
+                    return Ok(None);
                 }
                 if let Some(request_id) = request_id {
                     sqlx::query(
@@ -699,7 +735,44 @@ where
                     .execute(conn.exec())
                     .await?;
                 }
-                Ok(true)
+                let Some(accepted) = Self::get_in(conn, id).await? else {
+                    return Ok(Some(Vec::new()));
+                };
+                // Every other pending invitation of the same person is theirs now too.
+                let others: Vec<InvitationId> = sqlx::query_scalar(SAME_PERSON_PENDING)
+                    .bind(id)
+                    .bind(&accepted.staff_email)
+                    .bind(accepted.trust_id)
+                    .bind(accepted.staff_id)
+                    .bind(to_micros(now))
+                    .bind(wall_now)
+                    .fetch_all(conn.exec())
+                    .await?;
+                let mut steps = Vec::new();
+                for other in others {
+                    // Conditional, like every change of a pending invitation: a revoke or
+                    // accept of it that committed meanwhile keeps it.
+                    let settled = sqlx::query(
+                        "UPDATE invitations SET status = 'ACCEPTED', account_id = $1, \
+                         settled_by = $2, update_time = $3 \
+                         WHERE id = $4 AND status = 'PENDING' AND accept_until <= $5",
+                    )
+                    .bind(account_id)
+                    .bind(id)
+                    .bind(to_micros(now))
+                    .bind(other)
+                    .bind(wall_now)
+                    .execute(conn.exec())
+                    .await?;
+                    if settled.rows_affected() == 0 {
+                        continue;
+                    }
+                    Self::cancel_open_emails(conn, other, wall_now).await?;
+                    let step = NewStep::activate(other, account_id);
+                    Self::insert_step(conn, &step, wall_now).await?;
+                    steps.push(step.id);
+                }
+                Ok(Some(steps))
             })
             .await
     }
@@ -741,7 +814,7 @@ where
             "UPDATE outbox SET claimed_until = $1, attempts = attempts + 1 \
              WHERE id IN (SELECT o.id FROM outbox o WHERE o.done_at IS NULL \
              AND o.next_attempt_at <= $2 AND o.claimed_until <= $2 \
-             AND NOT (o.kind = 'REVOKE' AND EXISTS (SELECT 1 FROM outbox g \
+             AND NOT (o.kind IN ('REVOKE', 'ACTIVATE') AND EXISTS (SELECT 1 FROM outbox g \
              WHERE g.invitation_id = o.invitation_id AND g.kind = 'GRANT' \
              AND g.done_at IS NULL)) \
              AND NOT (o.kind = 'GRANT' AND EXISTS (SELECT 1 FROM invitations gi \
