@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use portal_proto::identity::v1 as id;
+use portal_proto::invitation::v1 as inv;
 use portal_proto::subscription::v1 as sub;
 use portal_suite_tests::{Backend, Suite, create_request, demo, school, staff};
 use tonic::Code;
@@ -212,4 +213,62 @@ async fn two_hundred_bad_school_ids_are_answered_in_trailers_every_client_reads(
         format!("{} more invalid fields are not listed", 200 - named)
     );
     assert!(status.message().len() <= 1_024);
+}
+
+/// A well-formed link token that no invitation has.
+fn unknown_token(n: usize) -> String {
+    format!("{n:0>10}{}", "A".repeat(33))
+}
+
+#[tokio::test]
+async fn an_address_presenting_unknown_links_is_slowed_then_refused() {
+    let suite = Suite::start_with(Backend::Sqlite, |config| {
+        config.link_free_failures = 3;
+    })
+    .await;
+    let admin = suite.admin().await;
+    let (staff_id, email, _) = staff(2);
+    suite
+        .invitations(Some(&admin))
+        .create_invitation(create_request(staff_id, ("portal", "full-edit"), None))
+        .await
+        .unwrap();
+    let token = suite.link_for(email, 1).await;
+    let mut client = suite.invitations(None);
+    let inspect = |token: String| inv::InspectInvitationLinkRequest { token };
+    for n in 0..4 {
+        let status = client
+            .inspect_invitation_link(inspect(unknown_token(n)))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    }
+    // Closed now: even a real link is refused, unread, with the time to wait; accepting too.
+    let status = client
+        .inspect_invitation_link(inspect(token.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(
+        portal_runtime::error::status_reason(&status).as_deref(),
+        Some("TOO_MANY_UNKNOWN_LINKS")
+    );
+    assert_eq!(
+        portal_runtime::error::status_retry_after(&status),
+        Some(Duration::from_secs(1))
+    );
+    let status = client
+        .accept_invitation(inv::AcceptInvitationRequest {
+            token: unknown_token(9),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+
+    suite.clock.advance(chrono::Duration::seconds(1));
+    client
+        .inspect_invitation_link(inspect(token))
+        .await
+        .expect("the real link works once the delay has passed");
 }

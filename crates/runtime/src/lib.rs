@@ -4,6 +4,7 @@
 
 pub mod alloc;
 pub mod answers;
+pub mod attempts;
 pub mod auth;
 pub mod client;
 pub mod clock;

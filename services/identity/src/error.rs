@@ -34,6 +34,9 @@ pub enum Error {
     /// BatchGrant: these grant indices name an organisation that is not a school of the trust.
     #[error("organisations outside the trust")]
     ForeignOrganizations(Vec<usize>),
+    /// Too many failed sign-ins for the account or from the address.
+    #[error("too many failed sign-ins")]
+    TooManyFailedSignIns { retry_after: std::time::Duration },
     /// Every password-hashing slot busy: retry in a moment.
     #[error("too many passwords are being checked at once")]
     HashingBusy,
@@ -85,6 +88,14 @@ impl From<Error> for ApiError {
                     })
                     .collect(),
             ),
+            Error::TooManyFailedSignIns { retry_after } => ApiError::ResourceExhausted {
+                reason: "TOO_MANY_FAILED_SIGN_INS",
+                message: format!(
+                    "too many failed sign-ins; try again in {} s",
+                    retry_after.as_secs().max(1)
+                ),
+                retry_after,
+            },
             Error::HashingBusy => ApiError::Busy {
                 reason: "PASSWORD_CHECKS_BUSY",
                 message: "too many sign-ins are being checked at once; retry in a moment".into(),

@@ -62,7 +62,8 @@ pub struct Config {
     pub sign_in: SignInArgs,
 }
 
-/// What sign-in and registration may cost: password hashing within a memory budget.
+/// What sign-in and registration may cost: password hashing within a memory budget, and
+/// failed sign-ins slowed then refused.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SignInArgs {
     /// Most password hashes computed at once. Each argon2id hash takes 19 MiB: the default 4
@@ -76,6 +77,32 @@ pub struct SignInArgs {
     /// How long one waits for a hashing slot before it is refused the same way.
     #[arg(long, env = "PORTAL_PASSWORD_HASH_WAIT", default_value = "2s", value_parser = parse_duration)]
     pub password_hash_wait: Duration,
+    /// Failed sign-ins to one account from one address before each further one closes that
+    /// pair for twice as long as the last (from 1 s, up to `--sign-in-max-delay`).
+    #[arg(long, env = "PORTAL_SIGN_IN_FREE_FAILURES", default_value_t = 5)]
+    pub sign_in_free_failures: u32,
+    /// The same for one account from any address.
+    #[arg(
+        long,
+        env = "PORTAL_SIGN_IN_ACCOUNT_FREE_FAILURES",
+        default_value_t = 10
+    )]
+    pub sign_in_account_free_failures: u32,
+    /// The same for one address, whatever the accounts (the web back end's address carries
+    /// many users' sign-ins).
+    #[arg(
+        long,
+        env = "PORTAL_SIGN_IN_ADDRESS_FREE_FAILURES",
+        default_value_t = 100
+    )]
+    pub sign_in_source_free_failures: u32,
+    /// The longest a key is closed for; failures are forgotten this long after the last.
+    #[arg(long, env = "PORTAL_SIGN_IN_MAX_DELAY", default_value = "15m", value_parser = parse_duration)]
+    pub sign_in_max_delay: Duration,
+    /// While an account is closed by failures, how often a try from an address that has not
+    /// failed for it still goes through, so its owner is never locked out for long.
+    #[arg(long, env = "PORTAL_SIGN_IN_FRESH_ADDRESS_EVERY", default_value = "1m", value_parser = parse_duration)]
+    pub sign_in_fresh_address_every: Duration,
 }
 
 impl Default for SignInArgs {
@@ -84,6 +111,11 @@ impl Default for SignInArgs {
             password_hash_concurrency: 4,
             password_hash_queue: 32,
             password_hash_wait: Duration::from_secs(2),
+            sign_in_free_failures: 5,
+            sign_in_account_free_failures: 10,
+            sign_in_source_free_failures: 100,
+            sign_in_max_delay: Duration::from_secs(15 * 60),
+            sign_in_fresh_address_every: Duration::from_secs(60),
         }
     }
 }
@@ -118,7 +150,8 @@ impl Application {
             config.sign_in.password_hash_queue,
             config.sign_in.password_hash_wait,
         );
-        let app = app::App::new(store::open(&pool), clock, issuer, ttl, hasher);
+        let guessing = app::Guessing::new(&config.sign_in);
+        let app = app::App::new(store::open(&pool), clock, issuer, ttl, hasher, guessing);
         let spec = ServiceSpec {
             name: "identity",
             routes: api::routes(Arc::new(app)),

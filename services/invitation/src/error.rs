@@ -36,6 +36,9 @@ pub enum Error {
     BeingAccepted,
     #[error("link not found")]
     LinkNotFound,
+    /// Too many unknown link tokens from the caller's address.
+    #[error("too many unknown links")]
+    TooManyLinkGuesses { retry_after: std::time::Duration },
     #[error("link refused: {0:?}")]
     Link(LinkRefusal),
     /// R11: the invitee already has an account.
@@ -129,6 +132,14 @@ impl From<Error> for ApiError {
                  moment, and its access can then be withdrawn like any other",
             ),
             Error::LinkNotFound => ApiError::not_found("invitation link", "(the given token)"),
+            Error::TooManyLinkGuesses { retry_after } => ApiError::ResourceExhausted {
+                reason: "TOO_MANY_UNKNOWN_LINKS",
+                message: format!(
+                    "too many unknown invitation links from this address; try again in {} s",
+                    retry_after.as_secs().max(1)
+                ),
+                retry_after,
+            },
             Error::Link(refusal) => {
                 ApiError::failed_precondition(refusal.reason(), refusal.message())
             }

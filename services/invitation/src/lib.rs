@@ -143,6 +143,11 @@ pub struct Config {
     /// Deadline of each call to identity and subscription.
     #[arg(long, env = "PORTAL_CALL_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
     pub call_timeout: Duration,
+
+    /// Unknown link tokens one address may present (inspect or accept) before each further
+    /// one closes it for twice as long as the last, from 1 s up to 15 minutes.
+    #[arg(long, env = "PORTAL_LINK_FREE_FAILURES", default_value_t = 20)]
+    pub link_free_failures: u32,
 }
 
 impl Config {
@@ -171,6 +176,7 @@ impl Config {
             mail_dir: None,
             worker_interval: Duration::from_secs(1),
             call_timeout: Duration::from_secs(3),
+            link_free_failures: 20,
         }
     }
 
@@ -274,6 +280,7 @@ impl Application {
             outbox.clone(),
             clock,
             link_ttl,
+            app::LinkGuesses::new(config.link_free_failures),
         );
         let bound = Bound::bind(config.server.listen).await?;
         Ok(Self {

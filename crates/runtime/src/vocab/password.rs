@@ -1,12 +1,33 @@
 //! A new account's password: the policy every service applies the same way, and a holder
 //! that keeps the text out of `Debug` output and wipes it when dropped.
 
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
 use secrecy::{ExposeSecret, SecretString};
 
 pub const MIN_PASSWORD_CHARS: usize = 10;
 pub const MAX_PASSWORD_CHARS: usize = 128;
 
-/// A password that satisfies the policy: 10 to 128 characters.
+/// Passwords guessed first: breach corpora's most common ones long enough for the policy.
+static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("common_passwords.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect()
+});
+
+/// Whether `raw` is a common password (ignoring case and surrounding spaces), or one
+/// character repeated.
+fn is_common(raw: &str) -> bool {
+    let folded = raw.trim().to_lowercase();
+    let mut chars = folded.chars();
+    let repeated = chars.next().is_some_and(|first| chars.all(|c| c == first));
+    repeated || COMMON.contains(folded.as_str())
+}
+
+/// A password that satisfies the policy: 10 to 128 characters, not a common one.
 #[derive(Clone)]
 pub struct Password(SecretString);
 
@@ -31,6 +52,9 @@ impl Password {
         if count > MAX_PASSWORD_CHARS {
             return Err(format!("must have at most {MAX_PASSWORD_CHARS} characters"));
         }
+        if is_common(raw) {
+            return Err("is one of the passwords most often guessed; choose another".into());
+        }
         Ok(Self(SecretString::from(raw)))
     }
 
@@ -53,6 +77,24 @@ mod tests {
             Password::parse("long enough!").unwrap().expose(),
             "long enough!"
         );
+    }
+
+    #[test]
+    fn common_passwords_are_refused_whatever_their_case() {
+        for common in [
+            "password123",
+            "Password123",
+            "QWERTYUIOP",
+            " 1234567890 ",
+            "xxxxxxxxxxxx",
+        ] {
+            let refused = Password::parse(common).unwrap_err();
+            assert!(
+                refused.contains("most often guessed"),
+                "{common}: {refused}"
+            );
+        }
+        assert!(Password::parse("correct horse battery").is_ok());
     }
 
     #[test]

@@ -37,8 +37,9 @@ impl AccountService for Api {
     ) -> Result<Response<pb::SignInResponse>, Status> {
         answer(
             async {
+                let address = request.remote_addr().map(|a| a.ip());
                 let sign_in = SignIn::try_from(request.into_inner())?;
-                let signed_in = self.app.sign_in(sign_in).await?;
+                let signed_in = self.app.sign_in(sign_in, address).await?;
                 Ok(signed_in.into())
             }
             .await,

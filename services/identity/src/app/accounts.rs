@@ -3,7 +3,9 @@
 use portal_runtime::auth::Principal;
 use portal_runtime::vocab::{AccountId, Email};
 
-use super::{Accounts, Admitted, App};
+use std::net::IpAddr;
+
+use super::{Accounts, Admitted, App, guessing};
 use crate::domain::{
     Account, CurrentAccount, NewAccount, Registration, SignIn, SignedIn, group_access,
 };
@@ -50,8 +52,17 @@ impl App {
 
     /// Checks the password and issues a user token. An unknown email and a wrong password
     /// are answered alike, and take as long.
-    pub async fn sign_in(&self, sign_in: SignIn) -> Result<SignedIn> {
+    /// Repeated failures close the account, the address or both for a while (see
+    /// [`super::Guessing`]); a closed sign-in is refused before its password is checked.
+    pub async fn sign_in(&self, sign_in: SignIn, address: Option<IpAddr>) -> Result<SignedIn> {
         let SignIn { email, password } = sign_in;
+        let source = guessing::source(address);
+        let now = self.now();
+        if let Err(until) = self.guessing.admit(&email, source, now) {
+            return Err(Error::TooManyFailedSignIns {
+                retry_after: (until - now).to_std().unwrap_or_default(),
+            });
+        }
         let (account, hash) = match self.store.credentials(&email).await? {
             Some((account, hash)) => (Some(account), Some(hash)),
             None => (None, None),
@@ -59,8 +70,12 @@ impl App {
         let valid = self.hasher.verify_password(password, hash).await?;
         let account = match (valid, account) {
             (true, Some(account)) => account,
-            _ => return Err(Error::InvalidCredentials),
+            _ => {
+                self.guessing.failed(&email, source, now);
+                return Err(Error::InvalidCredentials);
+            }
         };
+        self.guessing.succeeded(&email, source);
         let token = self
             .issuer
             .issue_user(account.id, self.now(), self.user_token_ttl)?;

@@ -4,6 +4,7 @@
 mod accounts;
 mod directory;
 mod grants;
+mod guessing;
 mod staff;
 
 use std::marker::PhantomData;
@@ -19,6 +20,7 @@ use crate::domain::{AdminDecision, Trust, decide_administrator};
 use crate::error::{Error, Result};
 use crate::hashing::Hasher;
 use crate::store::Store;
+pub use guessing::Guessing;
 
 /// A kind of call only other services make, and the services that make it (by the name
 /// their token carries).
@@ -62,6 +64,7 @@ pub struct App {
     issuer: TokenIssuer,
     user_token_ttl: chrono::Duration,
     hasher: Hasher,
+    guessing: Guessing,
 }
 
 impl App {
@@ -71,6 +74,7 @@ impl App {
         issuer: TokenIssuer,
         user_token_ttl: chrono::Duration,
         hasher: Hasher,
+        guessing: Guessing,
     ) -> Self {
         Self {
             store,
@@ -78,6 +82,7 @@ impl App {
             issuer,
             user_token_ttl,
             hasher,
+            guessing,
         }
     }
 

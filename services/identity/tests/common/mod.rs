@@ -143,6 +143,18 @@ impl Server {
         AccountServiceClient::with_interceptor(self.channel.clone(), bearer(token))
     }
 
+    /// An AccountService client without a token, connecting from `local` (another loopback
+    /// address: another source).
+    pub async fn accounts_from(&self, local: std::net::IpAddr) -> AccountServiceClient<Authed> {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
+            .expect("endpoint")
+            .local_address(Some(local))
+            .connect()
+            .await
+            .expect("connect");
+        AccountServiceClient::with_interceptor(channel, bearer(None))
+    }
+
     pub fn grants(&self, token: Option<&str>) -> GrantServiceClient<Authed> {
         GrantServiceClient::with_interceptor(self.channel.clone(), bearer(token))
     }

@@ -101,16 +101,18 @@ impl InvitationService for Api {
         &self,
         request: Request<pb::InspectInvitationLinkRequest>,
     ) -> Result<Response<pb::InspectInvitationLinkResponse>, Status> {
-        answer(
-            async {
-                let token = LinkToken::try_from(request.get_ref())?;
-                let invitation = self.app.inspect(&token).await?;
-                Ok(pb::InspectInvitationLinkResponse {
-                    link: Some(invitation.into()),
-                })
-            }
-            .await,
-        )
+        let address = request.remote_addr().map(|a| a.ip());
+        let answered = async {
+            self.app.admit_link(address)?;
+            let token = LinkToken::try_from(request.get_ref())?;
+            let invitation = self.app.inspect(&token).await?;
+            Ok(pb::InspectInvitationLinkResponse {
+                link: Some(invitation.into()),
+            })
+        }
+        .await;
+        self.app.link_answered(address, &answered);
+        answer(answered)
     }
 
     /// Public: the link's token is the credential.
@@ -118,31 +120,31 @@ impl InvitationService for Api {
         &self,
         request: Request<pb::AcceptInvitationRequest>,
     ) -> Result<Response<pb::AcceptInvitationResponse>, Status> {
-        answer(
-            async {
-                // A caller signed in to the invitee's account accepts without registering. A
-                // token sent but not accepted must not turn the call into a sign-up.
-                let bearer = bearer(&request);
-                let signed_in = match (request.extensions().get::<Principal>(), bearer) {
-                    (Some(Principal::User { account_id }), Some(bearer)) => {
-                        Some((*account_id, bearer))
-                    }
-                    (None, None) => None,
-                    _ => {
-                        return Err(ApiError::Unauthenticated {
-                            reason: "TOKEN_INVALID",
-                            message: "the bearer token is not a valid user token; sign in again, \
+        let address = request.remote_addr().map(|a| a.ip());
+        let answered = async {
+            self.app.admit_link(address)?;
+            // A caller signed in to the invitee's account accepts without registering. A
+            // token sent but not accepted must not turn the call into a sign-up.
+            let bearer = bearer(&request);
+            let signed_in = match (request.extensions().get::<Principal>(), bearer) {
+                (Some(Principal::User { account_id }), Some(bearer)) => Some((*account_id, bearer)),
+                (None, None) => None,
+                _ => {
+                    return Err(ApiError::Unauthenticated {
+                        reason: "TOKEN_INVALID",
+                        message: "the bearer token is not a valid user token; sign in again, \
                                       or accept without a token to sign up"
-                                .into(),
-                        }
-                        .into());
+                            .into(),
                     }
-                };
-                let input = AcceptInput::try_from((request.into_inner(), signed_in))?;
-                let accepted = self.app.accept(input).await?;
-                Ok(accepted.into())
-            }
-            .await,
-        )
+                    .into());
+                }
+            };
+            let input = AcceptInput::try_from((request.into_inner(), signed_in))?;
+            let accepted = self.app.accept(input).await?;
+            Ok(accepted.into())
+        }
+        .await;
+        self.app.link_answered(address, &answered);
+        answer(answered)
     }
 }

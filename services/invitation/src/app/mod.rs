@@ -18,10 +18,12 @@ use crate::store::Store;
 
 mod change;
 mod create;
+mod guessing;
 mod link;
 mod outbox;
 mod read;
 
+pub use guessing::LinkGuesses;
 pub use outbox::Outbox;
 
 /// The invitation service's behaviour.
@@ -33,6 +35,7 @@ pub struct App {
     clock: SharedClock,
     /// How long a sign-up link lasts (R7).
     link_ttl: chrono::Duration,
+    link_guesses: LinkGuesses,
 }
 
 impl App {
@@ -43,6 +46,7 @@ impl App {
         outbox: Outbox,
         clock: SharedClock,
         link_ttl: chrono::Duration,
+        link_guesses: LinkGuesses,
     ) -> Self {
         Self {
             store,
@@ -51,6 +55,7 @@ impl App {
             outbox,
             clock,
             link_ttl,
+            link_guesses,
         }
     }
 
