@@ -305,7 +305,8 @@ async fn invitation_emails_reach_a_real_smtp_server() {
         return;
     };
     let suite = Suite::start_with(Backend::Sqlite, |config| {
-        config.smtp_url = Some(format!("smtp://127.0.0.1:{}", smtp.port).into());
+        // A relay on the same host, in plaintext: asked for explicitly.
+        config.smtp_url = Some(format!("smtp://127.0.0.1:{}?tls=none", smtp.port).into());
     })
     .await;
     let admin = suite.admin().await;
@@ -340,4 +341,199 @@ async fn invitation_emails_reach_a_real_smtp_server() {
         .expect("the emailed link works");
     // Nothing went to the mail directory: SMTP takes precedence.
     assert!(read_mail_dir(&suite.mail_dir).is_empty());
+}
+
+/// A throwaway CA and a certificate for localhost and 127.0.0.1 signed by it
+/// (`.ci/tls-certs`): `ca.pem`, `server.pem`, `server.key` in the returned directory.
+fn tls_certificates() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/tls-certs");
+    let status = Command::new("bash")
+        .arg(script)
+        .arg(dir.path())
+        .status()
+        .expect("running .ci/tls-certs (needs openssl)");
+    assert!(status.success(), ".ci/tls-certs failed");
+    dir
+}
+
+/// The SMTP relay of `tests/smtp_relay.py`: TLS (`starttls` required, or `smtps`), AUTH
+/// as portal/relay-pass, refusing (550) or deferring (451) the given recipients.
+fn start_relay(
+    mode: &str,
+    certs: &std::path::Path,
+    refuse: &[&str],
+    defer: &[&str],
+) -> Option<SmtpServer> {
+    let importable = Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !importable {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "aiosmtpd is required in CI (pip install aiosmtpd)"
+        );
+        println!("skipped: python3 -m aiosmtpd is not available (pip install aiosmtpd)");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let maildir = tempfile::tempdir().unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("smtp_relay.py");
+    let mut command = Command::new("python3");
+    command
+        .arg(script)
+        .arg(port.to_string())
+        .arg(mode)
+        .arg(certs.join("server.pem"))
+        .arg(certs.join("server.key"))
+        .arg(maildir.path().join("box"))
+        .args(["portal", "relay-pass"]);
+    for address in refuse {
+        command.args(["--refuse", address]);
+    }
+    for address in defer {
+        command.args(["--defer", address]);
+    }
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the SMTP relay");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the SMTP relay did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(SmtpServer {
+        child,
+        port,
+        maildir,
+    })
+}
+
+async fn delivered(suite: &Suite, smtp: &SmtpServer, what: &str) -> portal_suite_tests::Mail {
+    let inbox = smtp.maildir.path().join("box").join("new");
+    suite
+        .eventually(what, || {
+            let inbox = inbox.clone();
+            async move {
+                let entry = std::fs::read_dir(&inbox).ok()?.next()?.ok()?;
+                let raw = std::fs::read_to_string(entry.path()).ok()?;
+                Some(portal_suite_tests::parse_mail(entry.path(), &raw))
+            }
+        })
+        .await
+}
+
+#[tokio::test]
+async fn invitation_emails_reach_a_relay_over_required_starttls_and_over_smtps() {
+    let certs = tls_certificates();
+    for (mode, url) in [
+        ("starttls", "smtp://portal:relay-pass@localhost"),
+        ("smtps", "smtps://portal:relay-pass@localhost"),
+    ] {
+        let Some(smtp) = start_relay(mode, certs.path(), &[], &[]) else {
+            return;
+        };
+        let ca = certs.path().join("ca.pem");
+        let suite = Suite::start_with(Backend::Sqlite, |config| {
+            config.smtp_url = Some(format!("{url}:{}", smtp.port).into());
+            config.smtp_ca_file = Some(ca);
+        })
+        .await;
+        let admin = suite.admin().await;
+        let (staff_id, email, _) = staff(17);
+        suite
+            .invitations(Some(&admin))
+            .create_invitation(create_request(staff_id, ("portal", "full-edit"), None))
+            .await
+            .unwrap();
+        let mail = delivered(
+            &suite,
+            &smtp,
+            &format!("the {mode} relay receives the email"),
+        )
+        .await;
+        assert_eq!(mail.to, email, "{mode}");
+        assert!(mail.link_token().is_some(), "{mode}");
+    }
+}
+
+/// Every outbox email step of the suite's invitation database: (outcome, done, last error).
+async fn email_steps(suite: &Suite) -> Vec<(Option<String>, bool, Option<String>)> {
+    use portal_runtime::db::DbPool;
+    const SQL: &str = "SELECT outcome, done_at IS NOT NULL, last_error FROM outbox \
+                       WHERE last_error IS NOT NULL";
+    let pool = DbPool::connect_lazy(&suite.invitation_config.database.settings()).unwrap();
+    let rows = match &pool {
+        DbPool::Sqlite(p) => sqlx::query_as(SQL).fetch_all(p.pool()).await,
+        DbPool::Postgres(p) => sqlx::query_as(SQL).fetch_all(p.pool()).await,
+    }
+    .unwrap();
+    pool.close().await;
+    rows
+}
+
+#[tokio::test]
+async fn a_relay_refusal_fails_the_email_at_once_keeping_the_reply_and_a_deferral_is_retried() {
+    let certs = tls_certificates();
+    let (refused_id, refused, _) = staff(17);
+    let (deferred_id, deferred, _) = staff(18);
+    let Some(smtp) = start_relay("starttls", certs.path(), &[refused], &[deferred]) else {
+        return;
+    };
+    for backend in Backend::all() {
+        let ca = certs.path().join("ca.pem");
+        let suite = Suite::start_with(backend, |config| {
+            config.smtp_url =
+                Some(format!("smtp://portal:relay-pass@localhost:{}", smtp.port).into());
+            config.smtp_ca_file = Some(ca);
+        })
+        .await;
+        let admin = suite.admin().await;
+        for staff_id in [refused_id, deferred_id] {
+            suite
+                .invitations(Some(&admin))
+                .create_invitation(create_request(staff_id, ("portal", "full-edit"), None))
+                .await
+                .unwrap();
+        }
+        let steps = suite
+            .eventually("the refusal is final and the deferral pending", || async {
+                let steps = email_steps(&suite).await;
+                let refusal = steps
+                    .iter()
+                    .find(|s| s.2.as_deref().is_some_and(|e| e.contains("550")))?;
+                let deferral = steps
+                    .iter()
+                    .find(|s| s.2.as_deref().is_some_and(|e| e.contains("451")))?;
+                refusal.1.then_some((refusal.clone(), deferral.clone()))
+            })
+            .await;
+        let (refusal, deferral) = steps;
+        // Given up after its first answer (the outbox allows 25 attempts over hours), with
+        // the relay's own words kept.
+        assert_eq!(refusal.0.as_deref(), Some("FAILED"), "{backend:?}");
+        assert!(
+            refusal.2.unwrap().contains("mailbox unavailable"),
+            "{backend:?}"
+        );
+        // Deferred: still open, to be tried again.
+        assert!(!deferral.1, "{backend:?}: {deferral:?}");
+        assert!(
+            deferral.2.unwrap().contains("try again later"),
+            "{backend:?}"
+        );
+        assert!(
+            std::fs::read_dir(smtp.maildir.path().join("box").join("new"))
+                .map_or(true, |mut entries| entries.next().is_none())
+        );
+    }
 }

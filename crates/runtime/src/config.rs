@@ -177,6 +177,29 @@ impl DatabaseArgs {
         secret_from(self.database_url.as_ref(), self.database_url_file.as_ref())
     }
 
+    /// In production a PostgreSQL URL must verify whom it talks to (`sslmode=verify-full`,
+    /// with `sslrootcert` naming the CA file unless the server's certificate chains to a
+    /// public root): `prefer`, sqlx's default, falls back to plaintext without a word.
+    pub fn check_for(&self, environment: Environment) -> anyhow::Result<()> {
+        let url = self
+            .url()
+            .map(|url| url.expose_secret())
+            .unwrap_or_default();
+        if environment != Environment::Production || url.starts_with("sqlite:") {
+            return Ok(());
+        }
+        let verified = url
+            .split_once('?')
+            .map(|(_, query)| query.split('&').any(|pair| pair == "sslmode=verify-full"))
+            .unwrap_or(false);
+        anyhow::ensure!(
+            verified,
+            "in production the database URL must use TLS with verification: add \
+             ?sslmode=verify-full&sslrootcert=<CA file>"
+        );
+        Ok(())
+    }
+
     pub fn settings(&self) -> DbSettings {
         let url = self
             .url()
@@ -318,6 +341,33 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(error.contains("/nonexistent/url"), "{error}");
+    }
+
+    #[test]
+    fn production_takes_postgresql_only_over_verified_tls() {
+        let production = Environment::Production;
+        let verified = "postgres://app@db/portal?sslmode=verify-full&sslrootcert=/etc/ca.crt";
+        assert!(DatabaseArgs::new(verified).check_for(production).is_ok());
+        for url in [
+            "postgres://app@db/portal",
+            "postgres://app@db/portal?sslmode=prefer",
+            "postgres://app@db/portal?sslmode=require",
+        ] {
+            assert!(
+                DatabaseArgs::new(url).check_for(production).is_err(),
+                "{url}"
+            );
+            assert!(
+                DatabaseArgs::new(url)
+                    .check_for(Environment::Development)
+                    .is_ok()
+            );
+        }
+        assert!(
+            DatabaseArgs::new("sqlite:a.db")
+                .check_for(production)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -133,6 +133,7 @@ impl Application {
     /// Binds the listener (port 0 allowed) and builds the services; does not wait for the
     /// database.
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<Self> {
+        config.database.check_for(config.server.environment)?;
         let pem = std::fs::read_to_string(&config.token_private_key).with_context(|| {
             format!(
                 "reading the token private key {}",

@@ -50,6 +50,9 @@ pub enum Error {
     /// Identity, subscription or the mail relay did not answer; worth retrying.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// An email did not go out: refused for good (5xx) or deferred (4xx, no answer).
+    #[error(transparent)]
+    Mail(#[from] crate::clients::mail::SendError),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -156,6 +159,10 @@ impl From<Error> for ApiError {
                  of the address it was sent to",
             ),
             Error::Unavailable(message) => ApiError::Unavailable { message },
+            Error::Mail(error) if error.is_permanent() => ApiError::Internal(error.into()),
+            Error::Mail(error) => ApiError::Unavailable {
+                message: error.to_string(),
+            },
             Error::Internal(error) => ApiError::Internal(error),
         }
     }

@@ -108,8 +108,11 @@ pub struct Config {
     #[arg(long, env = "PORTAL_INVITATION_TTL", default_value = "14d", value_parser = parse_duration)]
     pub invitation_ttl: Duration,
 
-    /// SMTP relay for invitation emails (`smtp://host:port`); takes precedence over
-    /// --mail-dir. It may carry credentials: held as a secret, never shown by --help.
+    /// SMTP relay for invitation emails; takes precedence over --mail-dir.
+    /// `smtps://[user:password@]host[:465]` (implicit TLS) or
+    /// `smtp://[user:password@]host[:587]` (STARTTLS, required); `smtp://host:25?tls=none`
+    /// is plaintext without credentials, for a relay on the same host. It may carry
+    /// credentials: held as a secret, never shown by --help.
     #[arg(
         long,
         env = "PORTAL_SMTP_URL",
@@ -122,6 +125,11 @@ pub struct Config {
     /// A file holding the SMTP relay URL (a mounted Secret); a missing file is an error.
     #[arg(long, env = "PORTAL_SMTP_URL_FILE", value_name = "PATH", value_parser = read_secret_file)]
     pub smtp_url_file: Option<SecretString>,
+
+    /// PEM file of the certificate authorities trusted for the relay's certificate, besides
+    /// the public ones (a relay with a private CA).
+    #[arg(long, env = "PORTAL_SMTP_CA_FILE", value_name = "PATH")]
+    pub smtp_ca_file: Option<PathBuf>,
 
     /// Sender of invitation emails.
     #[arg(
@@ -172,6 +180,7 @@ impl Config {
             invitation_ttl: Duration::from_secs(14 * 86_400),
             smtp_url: None,
             smtp_url_file: None,
+            smtp_ca_file: None,
             mail_from: "Portal <no-reply@portal.example.org>".into(),
             mail_dir: None,
             worker_interval: Duration::from_secs(1),
@@ -253,6 +262,7 @@ impl Application {
     /// Binds the listener (port 0 allowed) and builds the services; does not wait for the
     /// database or the other services.
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<Self> {
+        config.database.check_for(config.server.environment)?;
         config.check_addresses()?;
         let verifier = Arc::new(config.tokens.verifier()?);
         let token = config.own_token(&verifier)?;
@@ -260,7 +270,11 @@ impl Application {
         let subscription = Subscription::new(&config.client(&config.subscription_url), &token)?;
         let smtp_url = secret_from(config.smtp_url.as_ref(), config.smtp_url_file.as_ref())
             .map(|url| url.expose_secret());
-        let sink = Sink::choose(smtp_url, config.mail_dir.as_deref())?;
+        let sink = Sink::choose(
+            smtp_url,
+            config.smtp_ca_file.as_deref(),
+            config.mail_dir.as_deref(),
+        )?;
         let mailer = Mailer::new(&config.mail_from, sink)?;
         let pool = DbPool::connect_lazy(&config.database.settings())?;
         let store = store::open(&pool);

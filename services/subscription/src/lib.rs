@@ -89,6 +89,7 @@ pub struct Application {
 impl Application {
     /// Binds the listener (port 0 allowed) and builds the services; does not wait for the database.
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<Self> {
+        config.database.check_for(config.server.environment)?;
         let verifier = Arc::new(config.tokens.verifier()?);
         let pool = DbPool::connect_lazy(&config.database.settings())?;
         let token = secret_from(

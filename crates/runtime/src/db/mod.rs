@@ -337,3 +337,59 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tls_tests {
+    use super::*;
+
+    /// A PostgreSQL server that takes only TLS (`.ci/postgres-tls` starts one), reached with
+    /// `sslmode=verify-full` and `sslrootcert`: `PORTAL_TEST_TLS_DATABASE_URL`.
+    const TLS_URL_VAR: &str = "PORTAL_TEST_TLS_DATABASE_URL";
+
+    async fn ssl_in_use(url: &str) -> anyhow::Result<bool> {
+        let pool = DbPool::connect_lazy(&DbSettings::new(url))?;
+        let DbPool::Postgres(pg) = &pool else {
+            anyhow::bail!("not a PostgreSQL URL");
+        };
+        let ssl: bool =
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(pg.pool())
+                .await?;
+        pool.close().await;
+        Ok(ssl)
+    }
+
+    #[tokio::test]
+    async fn postgres_is_reached_over_verified_tls_and_not_with_an_unknown_authority() {
+        let Some(url) = std::env::var(TLS_URL_VAR).ok().filter(|u| !u.is_empty()) else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{TLS_URL_VAR} is required in CI (.ci/postgres-tls)"
+            );
+            println!("skipped: {TLS_URL_VAR} is not set (.ci/postgres-tls starts a server)");
+            return;
+        };
+        assert!(url.contains("sslmode=verify-full"), "{url}");
+        assert!(ssl_in_use(&url).await.unwrap(), "the connection is not TLS");
+
+        // Another authority's certificate file: the server's certificate does not verify.
+        let other = tempfile::tempdir().unwrap();
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/tls-certs");
+        let made = std::process::Command::new("bash")
+            .arg(script)
+            .arg(other.path())
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (base, _) = url.split_once("sslrootcert=").unwrap();
+        let wrong = format!(
+            "{base}sslrootcert={}",
+            other.path().join("ca.pem").display()
+        );
+        let error = ssl_in_use(&wrong).await.unwrap_err();
+        assert!(
+            format!("{error:#}").to_lowercase().contains("certificate"),
+            "{error:#}"
+        );
+    }
+}

@@ -289,16 +289,20 @@ impl Outbox {
             match outbox.email(&invitation, details, step, token).await {
                 Ok(outcome) => outbox.finish_later(step, outcome),
                 Err(error) => {
-                    tracing::warn!(
-                        step = %step, error = %error,
-                        "sending the invitation email failed; the outbox will retry"
-                    );
-                    let next = wall_now() + micros(backoff(1));
-                    if let Err(error) = outbox
-                        .store
-                        .retry_step(step, next, &error.to_string())
-                        .await
-                    {
+                    let (kept, final_answer) = kept_failure(&error);
+                    let recorded = if final_answer {
+                        tracing::error!(step = %step, error = %error,
+                            "the invitation email was refused for good");
+                        outbox.store.fail_step(step, &kept, wall_now()).await
+                    } else {
+                        tracing::warn!(
+                            step = %step, error = %error,
+                            "sending the invitation email failed; the outbox will retry"
+                        );
+                        let next = wall_now() + micros(backoff(1));
+                        outbox.store.retry_step(step, next, &kept).await
+                    };
+                    if let Err(error) = recorded {
                         tracing::warn!(step = %step, error = %error,
                             "releasing the email step failed; it runs when its lease ends");
                     }
@@ -353,20 +357,20 @@ impl Outbox {
                 Ok(true)
             }
             Err(error) => {
-                let text = error.to_string();
-                if step.attempts >= MAX_ATTEMPTS {
+                let (kept, final_answer) = kept_failure(&error);
+                if final_answer || step.attempts >= MAX_ATTEMPTS {
                     tracing::error!(
                         step = %step.id, kind = %step.kind, attempts = step.attempts,
-                        error = %text, "outbox step failed for good"
+                        error = %error, "outbox step failed for good"
                     );
-                    self.finish_later(step.id, StepOutcome::Failed);
+                    self.store.fail_step(step.id, &kept, wall_now()).await?;
                 } else {
                     tracing::warn!(
                         step = %step.id, kind = %step.kind, attempts = step.attempts,
-                        error = %text, "outbox step failed; will retry"
+                        error = %error, "outbox step failed; will retry"
                     );
                     let next = wall_now() + micros(backoff(step.attempts));
-                    self.store.retry_step(step.id, next, &text).await?;
+                    self.store.retry_step(step.id, next, &kept).await?;
                 }
                 Err(error)
             }
@@ -465,8 +469,7 @@ impl Outbox {
         };
         self.mailer
             .send(&invitation.staff_email, &letter, step)
-            .await
-            .map_err(|e| Error::Unavailable(format!("sending the email: {e:#}")))?;
+            .await?;
         Ok(StepOutcome::Done)
     }
 
@@ -578,5 +581,15 @@ impl Outbox {
         if let Err(error) = self.flush_finished().await {
             tracing::warn!(error = %error, "recording finished outbox steps at shutdown failed");
         }
+    }
+}
+
+/// What a failed step keeps (a relay's reply is kept with the step and not logged: it may
+/// name the recipient), and whether the failure is final (a relay's 5xx reply: retrying
+/// cannot change it).
+fn kept_failure(error: &Error) -> (String, bool) {
+    match error {
+        Error::Mail(mail) => (mail.reply(), mail.is_permanent()),
+        other => (other.to_string(), false),
     }
 }

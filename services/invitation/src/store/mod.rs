@@ -220,6 +220,9 @@ pub trait Store: Send + Sync + 'static {
     /// Releases a failed step for another attempt at `next_attempt_at`.
     async fn retry_step(&self, id: StepId, next_attempt_at: i64, error: &str) -> Result<()>;
 
+    /// Gives a step up for good (FAILED), keeping why (a relay's reply, the last error).
+    async fn fail_step(&self, id: StepId, error: &str, wall_now: i64) -> Result<()>;
+
     /// Ids of the open steps of one kind of an invitation.
     async fn open_steps(&self, invitation_id: InvitationId, kind: StepKind) -> Result<Vec<StepId>>;
 

@@ -913,6 +913,24 @@ where
             .await
     }
 
+    async fn fail_step(&self, id: StepId, error: &str, wall_now: i64) -> Result<()> {
+        self.db
+            .run("fail_step", async |conn| {
+                sqlx::query(
+                    "UPDATE outbox SET done_at = $1, outcome = $2, claimed_until = 0, \
+                     last_error = $3 WHERE id = $4 AND done_at IS NULL",
+                )
+                .bind(wall_now)
+                .bind(Text(StepOutcome::Failed))
+                .bind(truncate(error, 500))
+                .bind(id)
+                .execute(conn.exec())
+                .await?;
+                Ok(())
+            })
+            .await
+    }
+
     async fn open_steps(&self, invitation_id: InvitationId, kind: StepKind) -> Result<Vec<StepId>> {
         self.db
             .run("open_steps", async |conn| {
