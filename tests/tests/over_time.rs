@@ -633,3 +633,124 @@ async fn a_resend_to_someone_who_now_has_an_account_sends_the_new_product_notice
         );
     }
 }
+
+async fn is_administrator(suite: &Suite, account_id: &str) -> bool {
+    suite
+        .grants(Some(&suite.service_token("invitation")))
+        .check_administrator(portal_proto::identity::v1::CheckAdministratorRequest {
+            trust_id: portal_suite_tests::demo::TRUST_ID.into(),
+            account_id: account_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .administrator
+}
+
+#[tokio::test]
+async fn a_leaver_loses_pending_invitations_and_access_at_that_trust_only_until_listed_again() {
+    for backend in Backend::all() {
+        let suite = Suite::start(backend).await;
+        let admin = suite.admin().await;
+        let mut client = suite.invitations(Some(&admin));
+        let starters = suite.add_new_starters(2).await;
+        let (pending_staff, pending_email) = starters[0].clone();
+        let (late_staff, late_email) = starters[1].clone();
+        let pending = client
+            .create_invitation(create_request(
+                &pending_staff,
+                ("portal", "full-edit"),
+                None,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .invitation
+            .unwrap();
+        client
+            .create_invitation(create_request(&late_staff, ("portal", "full-edit"), None))
+            .await
+            .unwrap();
+        let pending_link = suite.link_for(&pending_email, 1).await;
+        let late_link = suite.link_for(&late_email, 1).await;
+        // STAFF[1] has an account: made an Account Admin of this trust, and given access at
+        // the other trust too.
+        let (ben_staff, ben_email, _) = portal_suite_tests::staff(1);
+        let (_, ben) = suite
+            .sign_in_account(ben_email, portal_suite_tests::demo::EXISTING_USER_PASSWORD)
+            .await;
+        client
+            .create_invitation(create_request(ben_staff, ("portal", "account-admin"), None))
+            .await
+            .unwrap();
+        assert!(is_administrator(&suite, &ben).await);
+        let other_trust = portal_suite_tests::demo::OTHER_TRUST_ID;
+        let demo_ben = portal_suite_tests::demo_snapshot().remove(1);
+        suite.sync_staff_of(other_trust, vec![demo_ben]).await;
+        let other_ben = suite.staff_id_in(other_trust, ben_email).await;
+        let other_admin = suite
+            .sign_in(
+                portal_suite_tests::demo::OTHER_ADMIN_EMAIL,
+                portal_suite_tests::demo::OTHER_ADMIN_PASSWORD,
+            )
+            .await
+            .unwrap();
+        let mut request = create_request(&other_ben, ("portal", "full-edit"), None);
+        request.trust_id = other_trust.into();
+        suite
+            .invitations(Some(&other_admin))
+            .create_invitation(request)
+            .await
+            .unwrap();
+        let before = suite.access_of(&ben).await;
+
+        // The MIS no longer lists Ben and the two new starters.
+        let mut snapshot = portal_suite_tests::demo_snapshot();
+        snapshot.remove(1);
+        let summary = suite.sync_staff(snapshot.clone()).await;
+        assert_eq!(summary.marked_left, 3);
+        // Two pending grants of the new starters, Ben's Websites CMS and Portal grants.
+        assert_eq!(summary.suspended_grants, 4, "{summary:?}");
+        assert!(
+            !summary.last_account_owner_left,
+            "the demo administrator remains"
+        );
+
+        // Ben's access here is suspended and no longer honoured; the other trust's stays.
+        assert!(!is_administrator(&suite, &ben).await);
+        let after = suite.access_of(&ben).await;
+        assert_eq!(after.len(), 1, "{after:?}");
+        assert_eq!(after[0].0, other_trust);
+
+        // The pending invitation is revoked with STAFF_LEFT; its link says so.
+        suite
+            .eventually("the leaver's invitation is revoked", || async {
+                let got = get(&suite, &admin, &pending.id).await;
+                (got.status == inv::InvitationStatus::Revoked as i32).then_some(got)
+            })
+            .await;
+        let revoked = get(&suite, &admin, &pending.id).await;
+        assert_eq!(revoked.revoke_reason, "STAFF_LEFT");
+        refused_with(
+            inspect(&suite, &pending_link).await,
+            Code::FailedPrecondition,
+            "STAFF_LEFT",
+        );
+        // Accepting re-checks the MIS whatever the feed has done: refused, nothing registered.
+        refused_with(
+            suite
+                .invitations(None)
+                .accept_invitation(accept_request(&late_link))
+                .await,
+            Code::FailedPrecondition,
+            "STAFF_LEFT",
+        );
+        assert!(!suite.has_account(&late_email).await);
+
+        // Listed again, Ben has his access back as it was.
+        let summary = suite.sync_staff(portal_suite_tests::demo_snapshot()).await;
+        assert_eq!(summary.restored_grants, 2, "{summary:?}");
+        assert!(is_administrator(&suite, &ben).await);
+        assert_eq!(suite.access_of(&ben).await, before);
+    }
+}

@@ -61,6 +61,7 @@ fn summary(received: i32, added: i32, updated: i32, left: i32, unchanged: i32) -
         updated,
         marked_left: left,
         unchanged,
+        ..Default::default()
     }
 }
 

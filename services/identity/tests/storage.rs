@@ -7,7 +7,8 @@ use chrono::{DateTime, Duration, Utc};
 use portal_identity::MIGRATIONS;
 use portal_identity::domain::{
     Account, AdminGrant, GrantBatch, GrantOutcome, GrantResult, GrantSpec, GrantStatus, NewAccount,
-    NewSchool, NewTrust, StaffCursor, StaffFilter, StaffRecord, StaffStatus, SyncSummary,
+    NewSchool, NewTrust, StaffCursor, StaffFilter, StaffRecord, StaffStatus, StatusChangeQuery,
+    SyncSummary,
 };
 use portal_identity::error::Error;
 use portal_identity::store::{self, Store};
@@ -97,6 +98,7 @@ conformance!(
     access_and_administrator_queries_see_only_grants_in_force,
     seeding_the_demo_twice_changes_nothing,
     a_trust_cannot_be_deleted_or_renumbered_under_its_grants,
+    a_leavers_grants_are_suspended_at_their_trust_only_and_restored_when_they_return,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -155,6 +157,7 @@ fn sum(received: u32, added: u32, updated: u32, marked_left: u32, unchanged: u32
         updated,
         marked_left,
         unchanged,
+        ..SyncSummary::default()
     }
 }
 
@@ -1143,4 +1146,104 @@ async fn a_trust_cannot_be_deleted_or_renumbered_under_its_grants(ctx: &Ctx) {
         .expect("read")
         .expect("the trust is still there");
     assert_eq!(held.name, "Renamed");
+}
+
+async fn a_leavers_grants_are_suspended_at_their_trust_only_and_restored_when_they_return(
+    ctx: &Ctx,
+) {
+    let trust_id = trust(ctx).await;
+    let other = trust(ctx).await;
+    let school_id = school(ctx, trust_id).await;
+    let t = |h: i64| t0() + chrono::Duration::hours(h);
+    let ann = rec("1", "Ann", "Owner", "ann@s.org");
+    let bob = rec("2", "Bob", "Keeper", "bob@s.org");
+    ctx.store
+        .sync_staff(trust_id, vec![ann.clone(), bob.clone()], t(0))
+        .await
+        .expect("first sync");
+    ctx.store
+        .sync_staff(other, vec![ann.clone()], t(0))
+        .await
+        .expect("the other trust");
+    let account = register(ctx, "ann@s.org").await.expect("account");
+    let own = |org_trust: TrustId, specs| {
+        batch(
+            InvitationId::generate(),
+            org_trust,
+            "ann@s.org",
+            specs,
+            true,
+        )
+    };
+    grant(
+        ctx,
+        own(
+            trust_id,
+            vec![
+                spec(OrgKind::Trust, trust_id, "portal", "account-owner"),
+                spec(OrgKind::School, school_id, "websites-cms", "writer"),
+            ],
+        ),
+        "ann's grants",
+    )
+    .await;
+    grant(
+        ctx,
+        own(
+            other,
+            vec![spec(OrgKind::Trust, other, "portal", "full-edit")],
+        ),
+        "ann at the other trust",
+    )
+    .await;
+
+    // Ann leaves this trust: her grants here are suspended, the other trust's stay.
+    let summary = ctx
+        .store
+        .sync_staff(trust_id, vec![bob.clone()], t(1))
+        .await
+        .expect("leaver sync");
+    assert_eq!(summary.marked_left, 1);
+    assert_eq!(summary.suspended_grants, 2);
+    assert!(summary.last_account_owner_left, "she was the only owner");
+    let in_force = ctx.store.access_grants(&account).await.expect("access");
+    assert_eq!(in_force.len(), 1);
+    assert_eq!(in_force[0].trust_id, other);
+    let admin = ctx.store.admin_grants(account.id).await.expect("admin");
+    assert!(admin.iter().all(|g| g.trust_id != trust_id), "not honoured");
+    let changes = ctx
+        .store
+        .staff_status_changes(&StatusChangeQuery {
+            since: portal_runtime::clock::to_micros(t(1)),
+            after: None,
+            limit: 100,
+        })
+        .await
+        .expect("changes");
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].status, StaffStatus::Left);
+    assert_eq!(changes[0].trust_id, trust_id);
+
+    // She is listed again: her grants are back as they were.
+    let summary = ctx
+        .store
+        .sync_staff(trust_id, vec![ann, bob], t(2))
+        .await
+        .expect("return sync");
+    assert_eq!(summary.restored_grants, 2);
+    assert!(!summary.last_account_owner_left);
+    let in_force = ctx.store.access_grants(&account).await.expect("access");
+    assert_eq!(in_force.len(), 3);
+    assert!(in_force.iter().all(|g| g.status == GrantStatus::Active));
+    let changes = ctx
+        .store
+        .staff_status_changes(&StatusChangeQuery {
+            since: portal_runtime::clock::to_micros(t(2)),
+            after: None,
+            limit: 100,
+        })
+        .await
+        .expect("changes");
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].status, StaffStatus::Active);
 }

@@ -760,6 +760,7 @@ async fn probe_store(base: &str) {
             update_time: now,
             accept_until: 0,
             settled_by: None,
+            revoke_reason: None,
         };
         let t = Instant::now();
         store

@@ -75,6 +75,7 @@ fn invitation(trust: TrustId, staff: StaffId, product: &str, now: DateTime<Utc>)
         update_time: now,
         accept_until: 0,
         settled_by: None,
+        revoke_reason: None,
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use portal_proto::identity::v1 as pb;
 use portal_runtime::auth::Principal;
-use portal_runtime::clock::to_timestamp;
+use portal_runtime::clock::{from_timestamp, to_micros, to_timestamp};
 use portal_runtime::error::{ApiError, Violation, Violations};
 use portal_runtime::paging::PageRequest;
 use portal_runtime::vocab::{
@@ -20,7 +20,8 @@ use crate::domain::{
     MAX_JOB_TITLE, MAX_MIS_ID, MAX_ORG_NAME, MAX_PERSON_NAME, MAX_SNAPSHOT, NewSchool, NewTrust,
     OrganizationAccess, ProductAccess, Registration, School, SchoolQuery, SignIn, SignedIn,
     Snapshot, StaffCursor, StaffEntry, StaffFilter, StaffMember, StaffQuery, StaffRecord,
-    StaffStatus, SyncSummary, Trust, parse_sign_in_password, parse_urn,
+    StaffStatus, StatusChange, StatusChangeCursor, StatusChangeQuery, SyncSummary, Trust,
+    parse_sign_in_password, parse_urn,
 };
 
 /// A request whose input is a value of the shared vocabulary (an id, an email), or a few of
@@ -405,6 +406,59 @@ impl TryFrom<pb::GetStaffMemberRequest> for Parsed<(TrustId, StaffId)> {
     }
 }
 
+impl TryFrom<pb::ListStaffStatusChangesRequest> for Listing<StatusChangeQuery> {
+    type Error = ApiError;
+
+    fn try_from(request: pb::ListStaffStatusChangesRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let since = match &request.since {
+            None => Some(i64::MIN),
+            Some(ts) => v.take(
+                "since",
+                from_timestamp(ts)
+                    .map(to_micros)
+                    .ok_or_else(|| "is not a valid timestamp".to_string()),
+            ),
+        };
+        let filter = format!("status-changes;since={}", since.unwrap_or_default());
+        let page = PageRequest::parse(request.page_size, &request.page_token, &filter, &mut v);
+        let after = match &page.after {
+            None => Some(None),
+            Some(key) => v.take(
+                "page_token",
+                StatusChangeCursor::decode(key)
+                    .map(Some)
+                    .ok_or_else(|| "is not a token returned by this query".to_string()),
+            ),
+        };
+        v.finish_with(|| {
+            Some(Listing {
+                query: StatusChangeQuery {
+                    since: since?,
+                    after: after?,
+                    limit: page.fetch_limit(),
+                },
+                page,
+                filter,
+            })
+        })
+    }
+}
+
+impl From<StatusChange> for pb::StaffStatusChange {
+    fn from(change: StatusChange) -> Self {
+        pb::StaffStatusChange {
+            trust_id: change.trust_id.to_string(),
+            staff_id: change.staff_id.to_string(),
+            status: match change.status {
+                StaffStatus::Active => pb::StaffStatus::Active,
+                StaffStatus::Left => pb::StaffStatus::Left,
+            } as i32,
+            change_time: Some(to_timestamp(change.change_time)),
+        }
+    }
+}
+
 impl TryFrom<pb::ListStaffMembersRequest> for Listing<StaffQuery> {
     type Error = ApiError;
 
@@ -517,6 +571,9 @@ impl From<SyncSummary> for pb::SyncSummary {
             updated: n(summary.updated),
             marked_left: n(summary.marked_left),
             unchanged: n(summary.unchanged),
+            suspended_grants: n(summary.suspended_grants),
+            restored_grants: n(summary.restored_grants),
+            last_account_owner_left: summary.last_account_owner_left,
         }
     }
 }
@@ -783,6 +840,7 @@ impl From<GrantStatus> for pb::GrantStatus {
             GrantStatus::Pending => pb::GrantStatus::Pending,
             GrantStatus::Active => pb::GrantStatus::Active,
             GrantStatus::Revoked => pb::GrantStatus::Revoked,
+            GrantStatus::Suspended => pb::GrantStatus::Suspended,
         }
     }
 }

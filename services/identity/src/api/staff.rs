@@ -7,8 +7,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{Listing, Parsed, SnapshotStream, broken_stream};
 use super::{Api, answer};
-use crate::app::StaffSync;
-use crate::domain::{Snapshot, StaffCursor, StaffQuery};
+use crate::app::{StaffFeed, StaffSync};
+use crate::domain::{Snapshot, StaffCursor, StaffQuery, StatusChangeCursor, StatusChangeQuery};
 
 #[tonic::async_trait]
 impl StaffService for Api {
@@ -46,6 +46,30 @@ impl StaffService for Api {
                 let summary = self.app.sync_staff(&admitted, stream.finish()?).await?;
                 Ok(pb::StreamSyncStaffResponse {
                     summary: Some(summary.into()),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn list_staff_status_changes(
+        &self,
+        request: Request<pb::ListStaffStatusChangesRequest>,
+    ) -> Result<Response<pb::ListStaffStatusChangesResponse>, Status> {
+        answer(
+            async {
+                let caller = principal_of(&request)?;
+                let admitted = self.app.admit::<StaffFeed>(&caller)?;
+                let listing = Listing::<StatusChangeQuery>::try_from(request.into_inner())?;
+                let mut changes = self
+                    .app
+                    .staff_status_changes(&admitted, &listing.query)
+                    .await?;
+                let next_page_token =
+                    listing.next_page(&mut changes, |c| StatusChangeCursor::of(c).encode());
+                Ok(pb::ListStaffStatusChangesResponse {
+                    changes: changes.into_iter().map(Into::into).collect(),
+                    next_page_token,
                 })
             }
             .await,

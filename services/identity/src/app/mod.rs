@@ -32,6 +32,8 @@ pub trait ServiceCall {
 pub enum DirectoryWrites {}
 /// Replacing a trust's staff directory with a snapshot.
 pub enum StaffSync {}
+/// Following the staff status changes of every trust.
+pub enum StaffFeed {}
 /// Registering and looking up accounts.
 pub enum Accounts {}
 /// Making, activating and revoking an invitation's grants.
@@ -43,6 +45,10 @@ impl ServiceCall for DirectoryWrites {
 
 impl ServiceCall for StaffSync {
     const CALLERS: &'static [&'static str] = &[callers::MIS_SYNC, callers::OPERATOR];
+}
+
+impl ServiceCall for StaffFeed {
+    const CALLERS: &'static [&'static str] = &[callers::INVITATION];
 }
 
 impl ServiceCall for Accounts {

@@ -3,8 +3,10 @@
 use portal_runtime::auth::Principal;
 use portal_runtime::vocab::{StaffId, TrustId};
 
-use super::{Admitted, App, StaffSync};
-use crate::domain::{Snapshot, StaffEntry, StaffMember, StaffQuery, SyncSummary};
+use super::{Admitted, App, StaffFeed, StaffSync};
+use crate::domain::{
+    Snapshot, StaffEntry, StaffMember, StaffQuery, StatusChange, StatusChangeQuery, SyncSummary,
+};
 use crate::error::{Error, Result};
 
 impl App {
@@ -29,6 +31,15 @@ impl App {
             "staff snapshot applied"
         );
         Ok(summary)
+    }
+
+    /// Staff records whose status changed, oldest change first.
+    pub async fn staff_status_changes(
+        &self,
+        _: &Admitted<StaffFeed>,
+        query: &StatusChangeQuery,
+    ) -> Result<Vec<StatusChange>> {
+        self.store.staff_status_changes(query).await
     }
 
     /// A staff member, with the id of their account once they have one.

@@ -15,7 +15,8 @@ use super::OrganizationId;
 /// Most grants one BatchGrant call may carry.
 pub const MAX_GRANTS_PER_BATCH: usize = 1_000;
 
-/// Stored as `pending`, `active` or `revoked`.
+/// Stored as `pending`, `active`, `revoked` or `suspended` (the holder left the trust's MIS;
+/// not in force, restored when they are listed again).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumString, strum::IntoStaticStr, strum::Display,
 )]
@@ -24,6 +25,7 @@ pub enum GrantStatus {
     Pending,
     Active,
     Revoked,
+    Suspended,
 }
 
 /// One product role at one organisation.
@@ -246,7 +248,10 @@ impl OrganizationAccess {
 /// left out.
 pub fn group_access(grants: &[Grant]) -> Vec<OrganizationAccess> {
     let mut by_org: HashMap<(OrganizationId, OrgKind), OrganizationAccess> = HashMap::new();
-    for grant in grants.iter().filter(|g| g.status != GrantStatus::Revoked) {
+    for grant in grants
+        .iter()
+        .filter(|g| !matches!(g.status, GrantStatus::Revoked | GrantStatus::Suspended))
+    {
         let entry = by_org
             .entry((grant.organization_id, grant.kind))
             .or_insert_with(|| OrganizationAccess {

@@ -70,6 +70,13 @@ pub struct SyncSummary {
     pub updated: u32,
     pub marked_left: u32,
     pub unchanged: u32,
+    /// Grants at the trust and its schools suspended because their holder left.
+    pub suspended_grants: u32,
+    /// Suspended grants in force again because their holder is listed again.
+    pub restored_grants: u32,
+    /// The sync suspended the trust's last active Account Owner: no one administers the
+    /// trust as its owner any more.
+    pub last_account_owner_left: bool,
 }
 
 /// The lower-cased text the name filter searches: given and family name, kept apart by a
@@ -138,6 +145,8 @@ pub struct SyncPlan {
     pub inserts: Vec<StaffRow>,
     pub updates: Vec<StaffRow>,
     pub mark_left: Vec<StaffId>,
+    /// LEFT records the snapshot lists again (they are among `updates`).
+    pub reactivated: Vec<StaffId>,
     pub summary: SyncSummary,
 }
 
@@ -169,6 +178,9 @@ pub fn plan_sync(existing: &[ExistingStaff], snapshot: Vec<StaffRecord>) -> Sync
                 if current.unchanged_by(&record) {
                     plan.summary.unchanged += 1;
                 } else {
+                    if current.status == StaffStatus::Left {
+                        plan.reactivated.push(current.id);
+                    }
                     plan.updates.push(StaffRow::new(current.id, record));
                     plan.summary.updated += 1;
                 }
@@ -283,10 +295,12 @@ mod tests {
                 added: 1,
                 updated: 2,
                 marked_left: 1,
-                unchanged: 1
+                unchanged: 1,
+                ..SyncSummary::default()
             }
         );
         assert_eq!(plan.mark_left, vec![StaffId::from_u128(3)]);
+        assert_eq!(plan.reactivated, vec![StaffId::from_u128(4)], "Dan is back");
         let updated: Vec<StaffId> = plan.updates.iter().map(|r| r.id).collect();
         assert_eq!(updated, vec![StaffId::from_u128(2), StaffId::from_u128(4)]);
         assert_eq!(plan.inserts[0].mis_id, "6");
@@ -309,4 +323,50 @@ mod tests {
         assert_eq!("active".parse::<StaffStatus>(), Ok(StaffStatus::Active));
         assert!("gone".parse::<StaffStatus>().is_err());
     }
+}
+
+/// A staff record whose status changed: marked LEFT, or ACTIVE again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub trust_id: TrustId,
+    pub staff_id: StaffId,
+    pub status: StaffStatus,
+    pub change_time: DateTime<Utc>,
+}
+
+/// Where a page of status changes starts: after this change (time in micros, staff id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusChangeCursor {
+    pub micros: i64,
+    pub staff_id: StaffId,
+}
+
+impl StatusChangeCursor {
+    pub fn of(change: &StatusChange) -> Self {
+        Self {
+            micros: portal_runtime::clock::to_micros(change.change_time),
+            staff_id: change.staff_id,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        format!("{}/{}", self.micros, self.staff_id)
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        let (micros, id) = text.split_once('/')?;
+        Some(Self {
+            micros: micros.parse().ok()?,
+            staff_id: StaffId::parse(id).ok()?,
+        })
+    }
+}
+
+/// A parsed ListStaffStatusChanges request.
+#[derive(Debug, Clone)]
+pub struct StatusChangeQuery {
+    /// Changes at or after this instant (micros).
+    pub since: i64,
+    pub after: Option<StatusChangeCursor>,
+    pub limit: i64,
 }

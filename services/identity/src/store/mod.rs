@@ -16,7 +16,8 @@ use portal_runtime::vocab::{AccountId, Email, InvitationId, SchoolId, StaffId, T
 
 use crate::domain::{
     Account, AdminGrant, Grant, GrantBatch, GrantResult, NewAccount, NewSchool, NewTrust, School,
-    StaffCursor, StaffEntry, StaffFilter, StaffMember, StaffRecord, StaffRow, SyncSummary, Trust,
+    StaffCursor, StaffEntry, StaffFilter, StaffMember, StaffRecord, StaffRow, StatusChange,
+    StatusChangeQuery, SyncSummary, Trust,
 };
 use crate::error::Result;
 
@@ -64,6 +65,9 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<u64>;
     async fn get_staff(&self, trust_id: TrustId, staff_id: StaffId) -> Result<Option<StaffMember>>;
+    /// Staff records of every trust whose status changed at or after `query.since`, ordered
+    /// by (change time, id), after `query.after`, at most `query.limit`.
+    async fn staff_status_changes(&self, query: &StatusChangeQuery) -> Result<Vec<StatusChange>>;
     /// A staff member with the id of the account registered with their email, if any; one
     /// query.
     async fn get_staff_with_account(

@@ -22,8 +22,8 @@ use super::{Backend, Store};
 use crate::domain::{
     Account, AdminGrant, ExistingStaff, Grant, GrantBatch, GrantOutcome, GrantResult, GrantStatus,
     NewAccount, NewSchool, NewTrust, School, StaffCursor, StaffEntry, StaffFilter, StaffMember,
-    StaffRecord, StaffStatus, SyncSummary, Trust, classify_grants, plan_sync, replaced_by,
-    staff_search_key,
+    StaffRecord, StaffStatus, StatusChange, StatusChangeQuery, SyncSummary, Trust, classify_grants,
+    plan_sync, replaced_by, staff_search_key,
 };
 use crate::error::{Error, Result};
 
@@ -94,7 +94,13 @@ const ACTIVATE_GRANTS: &str = "UPDATE grants SET status = 'active', account_id =
 const REVOKE_PENDING: &str = "UPDATE grants SET status = 'revoked', update_time = $1 \
                               WHERE invitation_id = $2 AND status = 'pending'";
 const REVOKE_IN_FORCE: &str = "UPDATE grants SET status = 'revoked', update_time = $1 \
-                               WHERE invitation_id = $2 AND status IN ('pending', 'active')";
+                               WHERE invitation_id = $2 \
+                               AND status IN ('pending', 'active', 'suspended')";
+const ACTIVE_ACCOUNT_OWNERS: &str = "SELECT COUNT(*) FROM grants WHERE trust_id = $1 \
+                                     AND organization_kind = $2 AND product_key = $3 \
+                                     AND role_key = $4 AND status = 'active'";
+/// The Portal role that owns a trust's account.
+const ACCOUNT_OWNER: &str = "account-owner";
 const ACCESS_GRANTS: &str = "SELECT id, invitation_id, trust_id, organization_kind, \
                              organization_id, product_key, role_key, email, account_id, status, \
                              create_time, update_time, previous_role_key \
@@ -103,7 +109,7 @@ const ACCESS_GRANTS: &str = "SELECT id, invitation_id, trust_id, organization_ki
                              SELECT id, invitation_id, trust_id, organization_kind, \
                              organization_id, product_key, role_key, email, account_id, status, \
                              create_time, update_time, previous_role_key \
-                             FROM grants WHERE email = $2 AND status <> 'revoked' \
+                             FROM grants WHERE email = $2 AND status = 'pending' \
                              AND account_id IS NULL";
 const ADMIN_GRANTS: &str = "SELECT trust_id, organization_kind, role_key FROM grants \
                             WHERE account_id = $1 AND status = 'active' AND product_key = $2";
@@ -295,10 +301,37 @@ where
                     rows.into_iter().map(ExistingStaff::from).collect();
                 let plan = plan_sync(&existing, records);
                 drop(existing);
+                let leavers = !plan.mark_left.is_empty();
+                let owners_before = match leavers {
+                    true => Self::active_account_owners(conn, trust_id).await?,
+                    false => 0,
+                };
+                let mut summary = plan.summary;
+                // Leavers' grants are suspended before their records change (keyed by the
+                // email they had); returners' are restored after (by the email they have).
+                if leavers {
+                    summary.suspended_grants =
+                        Self::suspend_grants(conn, trust_id, &plan.mark_left, now).await?;
+                }
                 DB::insert_staff(conn, trust_id, &plan.inserts, now).await?;
                 DB::update_staff(conn, &plan.updates, now).await?;
                 DB::mark_staff_left(conn, &plan.mark_left, now).await?;
-                Ok(plan.summary)
+                if !plan.reactivated.is_empty() {
+                    summary.restored_grants =
+                        Self::restore_grants(conn, trust_id, &plan.reactivated, now).await?;
+                }
+                let changed: Vec<StaffId> = plan
+                    .mark_left
+                    .iter()
+                    .chain(&plan.reactivated)
+                    .copied()
+                    .collect();
+                Self::note_status_changes(conn, trust_id, &changed, now).await?;
+                if leavers && owners_before > 0 {
+                    summary.last_account_owner_left =
+                        Self::active_account_owners(conn, trust_id).await? == 0;
+                }
+                Ok(summary)
             })
             .await
     }
@@ -349,6 +382,38 @@ where
                     .fetch_optional(conn.exec())
                     .await?;
                 Ok(row.map(StaffMember::from))
+            })
+            .await
+    }
+
+    async fn staff_status_changes(&self, query: &StatusChangeQuery) -> Result<Vec<StatusChange>> {
+        let (after_micros, after_id) = match query.after {
+            Some(cursor) => (cursor.micros, cursor.staff_id.to_string()),
+            None => (i64::MIN, String::new()),
+        };
+        self.db
+            .run("staff_status_changes", async |conn| {
+                let rows: Vec<(TrustId, StaffId, Text<StaffStatus>, i64)> = sqlx::query_as(
+                    "SELECT trust_id, id, status, status_time FROM staff \
+                     WHERE status_time > 0 AND status_time >= $1 \
+                     AND (status_time > $2 OR (status_time = $2 AND id > $3)) \
+                     ORDER BY status_time, id LIMIT $4",
+                )
+                .bind(query.since)
+                .bind(after_micros)
+                .bind(after_id)
+                .bind(query.limit)
+                .fetch_all(conn.exec())
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(trust_id, staff_id, status, micros)| StatusChange {
+                        trust_id,
+                        staff_id,
+                        status: status.into_inner(),
+                        change_time: from_micros(micros),
+                    })
+                    .collect())
             })
             .await
     }
@@ -658,6 +723,86 @@ where
         }
         pattern.push('%');
         pattern
+    }
+
+    /// Active Portal Account Owners of the trust at trust level.
+    async fn active_account_owners(conn: &mut DB::Connection, trust_id: TrustId) -> Result<i64> {
+        Ok(sqlx::query_scalar(ACTIVE_ACCOUNT_OWNERS)
+            .bind(trust_id)
+            .bind(Text(OrgKind::Trust))
+            .bind(portal_product())
+            .bind(ACCOUNT_OWNER.to_string())
+            .fetch_one(conn.exec())
+            .await?)
+    }
+
+    /// Suspends the grants in force at the trust and its schools of the staff members
+    /// `left` (matched by their staff email), remembering what each was.
+    async fn suspend_grants(
+        conn: &mut DB::Connection,
+        trust_id: TrustId,
+        left: &[StaffId],
+        now: i64,
+    ) -> Result<u32> {
+        let sql = format!(
+            "UPDATE grants SET suspended_from = status, status = 'suspended', update_time = $1 \
+             WHERE trust_id = $2 AND status IN ('pending', 'active') AND email IN \
+             (SELECT email FROM staff WHERE trust_id = $2 AND {})",
+            DB::in_list("id", 3)
+        );
+        let done = sqlx::query(&sql)
+            .bind(now)
+            .bind(trust_id)
+            .bind(DB::text_list(left.iter().map(|id| id.to_string())))
+            .execute(conn.exec())
+            .await?;
+        Ok(u32::try_from(done.rows_affected()).unwrap_or(u32::MAX))
+    }
+
+    /// Puts the suspended grants at the trust of the staff members `back` in force again.
+    async fn restore_grants(
+        conn: &mut DB::Connection,
+        trust_id: TrustId,
+        back: &[StaffId],
+        now: i64,
+    ) -> Result<u32> {
+        let sql = format!(
+            "UPDATE grants SET status = suspended_from, suspended_from = NULL, \
+             update_time = $1 WHERE trust_id = $2 AND status = 'suspended' AND email IN \
+             (SELECT email FROM staff WHERE trust_id = $2 AND {})",
+            DB::in_list("id", 3)
+        );
+        let done = sqlx::query(&sql)
+            .bind(now)
+            .bind(trust_id)
+            .bind(DB::text_list(back.iter().map(|id| id.to_string())))
+            .execute(conn.exec())
+            .await?;
+        Ok(u32::try_from(done.rows_affected()).unwrap_or(u32::MAX))
+    }
+
+    /// Records when the staff members `changed` became LEFT or ACTIVE again (the feed of
+    /// ListStaffStatusChanges).
+    async fn note_status_changes(
+        conn: &mut DB::Connection,
+        trust_id: TrustId,
+        changed: &[StaffId],
+        now: i64,
+    ) -> Result<()> {
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE staff SET status_time = $1 WHERE trust_id = $2 AND {}",
+            DB::in_list("id", 3)
+        );
+        sqlx::query(&sql)
+            .bind(now)
+            .bind(trust_id)
+            .bind(DB::text_list(changed.iter().map(|id| id.to_string())))
+            .execute(conn.exec())
+            .await?;
+        Ok(())
     }
 
     /// The account registered with the batch's email, which active grants need.

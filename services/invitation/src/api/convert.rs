@@ -377,6 +377,10 @@ impl From<Invitation> for pb::Invitation {
                 .settled_by
                 .map(|id| id.to_string())
                 .unwrap_or_default(),
+            revoke_reason: invitation
+                .revoke_reason
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
         }
     }
 }

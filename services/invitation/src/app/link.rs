@@ -4,14 +4,18 @@ use portal_runtime::vocab::AccountId;
 
 use super::App;
 use super::outbox::{lease_end, wall_now};
-use crate::domain::{AcceptInput, Accepted, Accepter, Invitation, LinkToken, NewAccountDetails};
+use crate::domain::{
+    AcceptInput, Accepted, Accepter, Invitation, LinkRefusal, LinkToken, NewAccountDetails,
+};
 use crate::error::{Error, Result};
 use crate::store::CompleteAccept;
 
 impl App {
     /// What a link grants and until when, without using it.
     pub async fn inspect(&self, token: &LinkToken) -> Result<Invitation> {
-        Ok(self.seen(self.usable_link(token).await?))
+        let invitation = self.usable_link(token).await?;
+        self.require_staff_active(&invitation).await?;
+        Ok(self.seen(invitation))
     }
 
     /// R11: registers the invitee with the staff email (or, signed in, takes their account),
@@ -34,6 +38,7 @@ impl App {
             });
         }
         let invitation = self.usable_link(&input.token).await?;
+        self.require_staff_active(&invitation).await?;
         // Signed in: the account must be the invitee's (the staff email's).
         if let Accepter::SignedIn { account_id, bearer } = &input.accepter {
             let email = self.identity.signed_in_email(*account_id, bearer).await?;
@@ -99,6 +104,29 @@ impl App {
             account_id,
             invitation: self.seen(stored),
         })
+    }
+
+    /// A link is used only while the trust's MIS lists the invitee as ACTIVE: a leaver's
+    /// invitations are revoked here if the feed of leavers has not done it yet.
+    async fn require_staff_active(&self, invitation: &Invitation) -> Result<()> {
+        let staff = self
+            .identity
+            .staff_member(invitation.trust_id, invitation.staff_id)
+            .await?;
+        if staff.is_some_and(|s| s.active) {
+            return Ok(());
+        }
+        let steps = self
+            .store
+            .revoke_leaver(
+                invitation.trust_id,
+                invitation.staff_id,
+                self.now(),
+                wall_now(),
+            )
+            .await?;
+        self.outbox.run_soon(&steps).await;
+        Err(Error::Link(LinkRefusal::StaffLeft))
     }
 
     /// Why a link that was usable a moment ago is refused now.

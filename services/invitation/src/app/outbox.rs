@@ -34,6 +34,12 @@ const INLINE_EMAILS: usize = 16;
 const INLINE_EMAILS_DRAIN: Duration = Duration::from_secs(10);
 /// How long finished steps gather before they are recorded together.
 const RECORD_DELAY: Duration = Duration::from_millis(20);
+/// The feed of identity's staff status changes.
+const STAFF_FEED: &str = "identity.staff_status";
+/// How far before the newest change seen the feed is read again.
+const FEED_OVERLAP: Duration = Duration::from_secs(60);
+/// Most changes read per round.
+const FEED_BATCH: usize = 5_000;
 /// How many times a use case waits, 100 ms each, for a step another worker holds.
 const HELD_STEP_WAITS: usize = 30;
 
@@ -473,10 +479,51 @@ impl Outbox {
         Ok(StepOutcome::Done)
     }
 
-    /// One round: expire what is due, then run due steps until none is left.
+    /// One round: expire what is due, withdraw leavers' invitations, then run due steps until
+    /// none is left.
     async fn tick(&self) -> Result<usize> {
         self.sweep().await?;
+        if let Err(error) = self.follow_leavers().await {
+            tracing::warn!(error = %error, "following staff status changes failed; next round");
+        }
         self.drain().await
+    }
+
+    /// Follows identity's staff status changes: every PENDING invitation of a staff member
+    /// marked LEFT is revoked with reason STAFF_LEFT. Changes are read again from a while
+    /// before the newest one seen, so one committed late is not missed (revoking twice
+    /// changes nothing).
+    async fn follow_leavers(&self) -> Result<()> {
+        let since = self
+            .store
+            .feed_position(STAFF_FEED)
+            .await?
+            .map(|position| position - micros(FEED_OVERLAP));
+        let changes = self
+            .identity
+            .staff_status_changes(since, FEED_BATCH)
+            .await?;
+        let now = self.clock.now();
+        let mut newest = None;
+        let mut revoked = 0;
+        for (trust_id, staff_id, left, at) in changes {
+            if left {
+                let steps = self
+                    .store
+                    .revoke_leaver(trust_id, staff_id, now, wall_now())
+                    .await?;
+                revoked += steps.len();
+            }
+            newest = Some(at);
+        }
+        if revoked > 0 {
+            tracing::info!(count = revoked, "leavers' invitations revoked");
+            self.wake();
+        }
+        if let Some(newest) = newest {
+            self.store.set_feed_position(STAFF_FEED, newest).await?;
+        }
+        Ok(())
     }
 
     /// R7: marks PENDING invitations past their expiry EXPIRED, queueing their revokes.

@@ -12,6 +12,7 @@ use tonic::Code;
 use portal_proto::identity::v1 as id;
 use portal_runtime::auth::admin::AdminDecision;
 use portal_runtime::client::{AuthedChannel, ClientSettings, authed_channel};
+use portal_runtime::clock::{from_micros, from_timestamp, to_micros, to_timestamp};
 use portal_runtime::error::{ApiError, Violation, status_reason, status_violations};
 use portal_runtime::vocab::{
     AccountId, Email, IdSet, InvitationId, RoleKey, SchoolId, StaffId, TrustId,
@@ -155,6 +156,53 @@ impl Identity {
             given_name: staff.given_name,
             account_id,
         }))
+    }
+
+    /// Staff records whose status changed at or after `since` (micros; None: ever), oldest
+    /// first, up to about `max` of them: (trust, staff member, whether they left, when in
+    /// micros).
+    pub async fn staff_status_changes(
+        &self,
+        since: Option<i64>,
+        max: usize,
+    ) -> Result<Vec<(TrustId, StaffId, bool, i64)>> {
+        let mut out = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let reply = self
+                .staff
+                .clone()
+                .list_staff_status_changes(id::ListStaffStatusChangesRequest {
+                    since: since.map(|s| to_timestamp(from_micros(s))),
+                    page_size: 500,
+                    page_token: page_token.clone(),
+                })
+                .await
+                .map_err(|s| remote("identity", s))?
+                .into_inner();
+            for change in reply.changes {
+                let trust =
+                    TrustId::parse(&change.trust_id).map_err(|_| malformed("a trust id"))?;
+                let staff =
+                    StaffId::parse(&change.staff_id).map_err(|_| malformed("a staff id"))?;
+                let at = change
+                    .change_time
+                    .as_ref()
+                    .and_then(from_timestamp)
+                    .map(to_micros)
+                    .ok_or_else(|| malformed("a change time"))?;
+                out.push((
+                    trust,
+                    staff,
+                    change.status == id::StaffStatus::Left as i32,
+                    at,
+                ));
+            }
+            if reply.next_page_token.is_empty() || out.len() >= max {
+                return Ok(out);
+            }
+            page_token = reply.next_page_token;
+        }
     }
 
     /// The ids of the trust's schools (kept a while).

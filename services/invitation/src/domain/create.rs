@@ -274,6 +274,7 @@ impl Plan {
             update_time: draft.now,
             accept_until: 0,
             settled_by: None,
+            revoke_reason: None,
         };
         let email = EmailDetails {
             trust_name: draft.trust_name,

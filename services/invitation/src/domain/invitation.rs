@@ -23,6 +23,16 @@ pub enum Status {
     Revoked,
 }
 
+/// Why an invitation was revoked other than by an administrator, stored by name.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::Display,
+)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum RevokeReason {
+    /// A staff sync marked the invitee LEFT.
+    StaffLeft,
+}
+
 /// What the invitation email carries, stored by name (`SIGN_UP_LINK`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString)]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
@@ -192,6 +202,8 @@ pub struct Invitation {
     pub accept_until: i64,
     /// The invitation whose accept registered the invitee's account and settled this one.
     pub settled_by: Option<InvitationId>,
+    /// Why a REVOKED invitation was revoked, when not by an administrator.
+    pub revoke_reason: Option<RevokeReason>,
 }
 
 impl Invitation {
@@ -223,6 +235,9 @@ impl Invitation {
             Status::Pending => Ok(()),
             Status::Accepted if self.settled_by.is_none() => Err(LinkRefusal::Used),
             Status::Accepted | Status::Granted => Err(LinkRefusal::SignIn),
+            Status::Revoked if self.revoke_reason == Some(RevokeReason::StaffLeft) => {
+                Err(LinkRefusal::StaffLeft)
+            }
             Status::Revoked => Err(LinkRefusal::Revoked),
             Status::Expired => Err(LinkRefusal::Expired),
         }
@@ -321,6 +336,7 @@ impl Invitation {
             update_time: now,
             accept_until: 0,
             settled_by: None,
+            revoke_reason: None,
         }
     }
 }

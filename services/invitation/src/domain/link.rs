@@ -94,6 +94,8 @@ pub enum LinkRefusal {
     /// The invitee has an account and the invitation's access is already theirs (settled
     /// when they registered through another link, or granted on a resend).
     SignIn,
+    /// The invitee is no longer in the trust's MIS.
+    StaffLeft,
 }
 
 impl LinkRefusal {
@@ -105,6 +107,7 @@ impl LinkRefusal {
             LinkRefusal::Superseded => "LINK_SUPERSEDED",
             LinkRefusal::Expired => "LINK_EXPIRED",
             LinkRefusal::SignIn => "SIGN_IN_INSTEAD",
+            LinkRefusal::StaffLeft => "STAFF_LEFT",
         }
     }
 
@@ -126,6 +129,10 @@ impl LinkRefusal {
             LinkRefusal::SignIn => {
                 "you already have an account and this invitation's access is already yours; \
                  sign in to use it"
+            }
+            LinkRefusal::StaffLeft => {
+                "this invitation was withdrawn because the trust's MIS no longer lists you; \
+                 ask the trust to add you to its MIS and invite you again"
             }
         }
     }

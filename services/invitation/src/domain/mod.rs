@@ -15,7 +15,7 @@ pub use create::{Answers, CreateInput, CreateRefusal, Draft, Plan, StaffMember};
 pub use eligibility::{Eligibility, Ineligibility, PairAnswer};
 pub use invitation::{
     Accepted, Created, Delivery, GrantState, GrantedAccess, Invitation, ListFilter, ListQuery, Org,
-    Page, PageKey, SchoolAccess, SkipReason, SkippedAccess, Status, TrustAccess,
+    Page, PageKey, RevokeReason, SchoolAccess, SkipReason, SkippedAccess, Status, TrustAccess,
 };
 pub use link::{AcceptInput, Accepter, LinkHash, LinkRefusal, LinkToken, NewAccountDetails};
 pub use outbox::{EmailDetails, NewStep, Step, StepKind, StepOutcome, Work};

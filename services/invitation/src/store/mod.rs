@@ -150,6 +150,23 @@ pub trait Store: Send + Sync + 'static {
         wall_now: i64,
     ) -> Result<Option<Transition>>;
 
+    /// A leaver: every PENDING invitation of the staff member at the trust that no accept
+    /// holds at `wall_now` becomes REVOKED with reason STAFF_LEFT, its unsent emails
+    /// cancelled and a revoke step queued. Returns the revoke steps.
+    async fn revoke_leaver(
+        &self,
+        trust_id: TrustId,
+        staff_id: StaffId,
+        now: DateTime<Utc>,
+        wall_now: i64,
+    ) -> Result<Vec<StepId>>;
+
+    /// How far a feed has been followed (None: not yet).
+    async fn feed_position(&self, name: &str) -> Result<Option<i64>>;
+
+    /// Records how far a feed has been followed.
+    async fn set_feed_position(&self, name: &str, position: i64) -> Result<()>;
+
     /// R7: marks up to `limit` PENDING invitations past their expiry EXPIRED, each with a
     /// revoke of its grants queued; one an accept holds at `wall_now` waits. Returns their
     /// ids.

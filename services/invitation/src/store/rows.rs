@@ -15,8 +15,8 @@ use portal_runtime::vocab::{
 };
 
 use crate::domain::{
-    Delivery, GrantState, GrantedAccess, Invitation, LinkHash, Org, SchoolAccess, SkipReason,
-    SkippedAccess, Status, Step, StepKind, TrustAccess,
+    Delivery, GrantState, GrantedAccess, Invitation, LinkHash, Org, RevokeReason, SchoolAccess,
+    SkipReason, SkippedAccess, Status, Step, StepKind, TrustAccess,
 };
 
 /// The columns of an invitation row, in table order, of the table aliased `i`.
@@ -24,7 +24,7 @@ pub const INVITATION_COLUMNS: &str = "i.id, i.trust_id, i.trust_name, i.staff_id
     i.staff_email, i.staff_given_name, i.inviter_account_id, i.trust_product_key, \
     i.trust_role_key, i.school_access, i.status, i.delivery, i.granted, i.skipped, \
     i.expire_time, i.current_link_hash, i.accepting, i.account_id, i.create_time, \
-    i.update_time, i.accept_until, i.settled_by";
+    i.update_time, i.accept_until, i.settled_by, i.revoke_reason";
 
 /// An invitation row.
 #[derive(FromRow)]
@@ -54,6 +54,7 @@ pub struct InvitationRow {
     update_time: i64,
     accept_until: i64,
     settled_by: Option<InvitationId>,
+    revoke_reason: Option<Text<RevokeReason>>,
 }
 
 impl TryFrom<InvitationRow> for Invitation {
@@ -91,6 +92,7 @@ impl TryFrom<InvitationRow> for Invitation {
             update_time: from_micros(row.update_time),
             accept_until: row.accept_until,
             settled_by: row.settled_by,
+            revoke_reason: row.revoke_reason.map(Text::into_inner),
         })
     }
 }

@@ -18,8 +18,8 @@ use portal_runtime::vocab::{
 use super::rows::{INVITATION_COLUMNS, InvitationRow, StepRow, bind_invitation, granted_json};
 use super::{Backend, CompleteAccept, CreateOutcome, NewInvitation, Refusal, Store, Transition};
 use crate::domain::{
-    GrantedAccess, Invitation, LinkHash, ListFilter, NewStep, PageKey, Status, Step, StepKind,
-    StepOutcome,
+    GrantedAccess, Invitation, LinkHash, ListFilter, NewStep, PageKey, RevokeReason, Status, Step,
+    StepKind, StepOutcome,
 };
 use crate::error::{Error, Result};
 
@@ -585,6 +585,80 @@ where
             wall_now,
         };
         self.transition("grant_to_account", change).await
+    }
+
+    async fn revoke_leaver(
+        &self,
+        trust_id: TrustId,
+        staff_id: StaffId,
+        now: DateTime<Utc>,
+        wall_now: i64,
+    ) -> Result<Vec<StepId>> {
+        self.db
+            .write("revoke_leaver", async |conn| {
+                let pending: Vec<InvitationId> = sqlx::query_scalar(
+                    "SELECT id FROM invitations WHERE trust_id = $1 AND staff_id = $2 \
+                     AND status = 'PENDING'",
+                )
+                .bind(trust_id)
+                .bind(staff_id)
+                .fetch_all(conn.exec())
+                .await?;
+                let mut steps = Vec::new();
+                for id in pending {
+                    // An accept that claimed it first wins, as against any revoke.
+                    let revoked = sqlx::query(
+                        "UPDATE invitations SET status = 'REVOKED', revoke_reason = $1, \
+                         update_time = $2 WHERE id = $3 AND status = 'PENDING' \
+                         AND accept_until <= $4",
+                    )
+                    .bind(Text(RevokeReason::StaffLeft))
+                    .bind(to_micros(now))
+                    .bind(id)
+                    .bind(wall_now)
+                    .execute(conn.exec())
+                    .await?;
+                    if revoked.rows_affected() == 0 {
+                        continue;
+                    }
+                    Self::cancel_open_emails(conn, id, wall_now).await?;
+                    let step = NewStep::revoke_dropped(id);
+                    Self::insert_step(conn, &step, wall_now).await?;
+                    steps.push(step.id);
+                }
+                Ok(steps)
+            })
+            .await
+    }
+
+    async fn feed_position(&self, name: &str) -> Result<Option<i64>> {
+        self.db
+            .run("feed_position", async |conn| {
+                Ok(
+                    sqlx::query_scalar("SELECT position FROM feed_positions WHERE name = $1")
+                        .bind(name.to_string())
+                        .fetch_optional(conn.exec())
+                        .await?,
+                )
+            })
+            .await
+    }
+
+    async fn set_feed_position(&self, name: &str, position: i64) -> Result<()> {
+        self.db
+            .run("set_feed_position", async |conn| {
+                sqlx::query(
+                    "INSERT INTO feed_positions (name, position) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET position = excluded.position \
+                     WHERE feed_positions.position < excluded.position",
+                )
+                .bind(name.to_string())
+                .bind(position)
+                .execute(conn.exec())
+                .await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn expire_due(
