@@ -277,3 +277,106 @@ async fn an_address_presenting_unknown_links_is_slowed_then_refused() {
         .await
         .expect("the real link works once the delay has passed");
 }
+
+#[tokio::test]
+async fn resends_are_limited_per_invitation_and_invitation_emails_per_trust() {
+    let suite = Suite::start_with(Backend::Sqlite, |config| {
+        config.resends_per_invitation = 2;
+        config.emails_per_trust = 4;
+    })
+    .await;
+    let admin = suite.admin().await;
+    let mut client = suite.invitations(Some(&admin));
+    let (staff_id, email, _) = staff(2);
+    let invitation = client
+        .create_invitation(create_request(staff_id, ("portal", "full-edit"), None))
+        .await
+        .unwrap()
+        .into_inner()
+        .invitation
+        .unwrap();
+    let resend = || inv::ResendInvitationRequest {
+        invitation_id: invitation.id.clone(),
+    };
+    for _ in 0..2 {
+        client.resend_invitation(resend()).await.unwrap();
+    }
+    let status = client.resend_invitation(resend()).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(
+        portal_runtime::error::status_reason(&status).as_deref(),
+        Some("TOO_MANY_RESENDS")
+    );
+    assert_eq!(
+        portal_runtime::error::status_retry_after(&status),
+        Some(Duration::from_secs(3_600))
+    );
+    suite.wait_for_emails(email, 3).await;
+
+    // The trust's fourth email is its last this hour.
+    client
+        .create_invitation(create_request(staff(3).0, ("portal", "full-edit"), None))
+        .await
+        .unwrap();
+    let status = client
+        .create_invitation(create_request(staff(4).0, ("portal", "full-edit"), None))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(
+        portal_runtime::error::status_reason(&status).as_deref(),
+        Some("TOO_MANY_TRUST_EMAILS")
+    );
+    assert!(portal_runtime::error::status_retry_after(&status).is_some());
+
+    suite.clock.advance(chrono::Duration::hours(1));
+    client
+        .resend_invitation(resend())
+        .await
+        .expect("an hour later the invitation may be resent again");
+    assert_eq!(suite.emails_to(staff(4).1).len(), 0);
+}
+
+#[tokio::test]
+async fn a_request_id_reused_for_another_request_is_refused_and_invites_nobody_else() {
+    let suite = Suite::start(Backend::Sqlite).await;
+    let admin = suite.admin().await;
+    let mut client = suite.invitations(Some(&admin));
+    let with_id = |staff_id: &str| {
+        let mut request = create_request(staff_id, ("portal", "full-edit"), None);
+        request.request_id = "create-7".into();
+        request
+    };
+    let first = client
+        .create_invitation(with_id(staff(2).0))
+        .await
+        .unwrap()
+        .into_inner()
+        .invitation
+        .unwrap();
+    let replayed = client
+        .create_invitation(with_id(staff(2).0))
+        .await
+        .unwrap()
+        .into_inner()
+        .invitation
+        .unwrap();
+    assert_eq!(
+        replayed.id, first.id,
+        "the same request is answered as the first"
+    );
+
+    let status = client
+        .create_invitation(with_id(staff(3).0))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let violations = portal_runtime::error::status_violations(&status);
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0].0, "request_id");
+    assert!(
+        violations[0].1.contains("different request"),
+        "{violations:?}"
+    );
+    assert!(suite.emails_to(staff(3).1).is_empty());
+}

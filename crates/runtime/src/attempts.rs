@@ -1,10 +1,10 @@
 //! Failed attempts remembered per key (an account, a source address, a pair of both), so that
 //! guessing is slowed and then refused: after `free` failures each further one closes the key
 //! for twice as long as the last, from `first_delay` up to `max_delay`. A key's failures are
-//! forgotten `forget_after` its last one, and a success clears it. Time comes from the
-//! injectable clock.
+//! forgotten `forget_after` its last one, and a success clears it. And events counted per key
+//! in a sliding window ([`Quota`]). Time comes from the injectable clock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::Mutex;
 
@@ -125,6 +125,69 @@ impl<K: Eq + Hash + Clone> Attempts<K> {
     }
 }
 
+/// Events per key in a sliding window: at most `limit` of them in any `window` (emails sent
+/// per invitation or per trust). At most `max_keys` keys are kept: when full, keys with no
+/// event in the window go first, then the one with the oldest last event.
+#[derive(Debug)]
+pub struct Quota<K> {
+    limit: usize,
+    window: Duration,
+    max_keys: usize,
+    events: Mutex<HashMap<K, VecDeque<DateTime<Utc>>>>,
+}
+
+impl<K: Eq + Hash + Clone> Quota<K> {
+    pub fn new(limit: u32, window: Duration, max_keys: usize) -> Self {
+        Self {
+            limit: limit as usize,
+            window,
+            max_keys: max_keys.max(1),
+            events: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, VecDeque<DateTime<Utc>>>> {
+        self.events.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Until when `key` has used its quota; `None` while one more event fits.
+    pub fn full_until(&self, key: &K, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut events = self.lock();
+        let times = events.get_mut(key)?;
+        while times.front().is_some_and(|t| *t + self.window <= now) {
+            times.pop_front();
+        }
+        if times.len() < self.limit {
+            return None;
+        }
+        // The window must pass over enough events for one more to fit.
+        let freeing = times.len() - self.limit;
+        times.get(freeing).map(|t| *t + self.window)
+    }
+
+    /// Counts an event of `key`.
+    pub fn record(&self, key: K, now: DateTime<Utc>) {
+        let mut events = self.lock();
+        if !events.contains_key(&key) && events.len() >= self.max_keys {
+            let window = self.window;
+            events.retain(|_, times| times.back().is_some_and(|t| now < *t + window));
+            if events.len() >= self.max_keys
+                && let Some(oldest) = events
+                    .iter()
+                    .min_by_key(|(_, times)| times.back().copied())
+                    .map(|(k, _)| k.clone())
+            {
+                events.remove(&oldest);
+            }
+        }
+        let times = events.entry(key).or_default();
+        times.push_back(now);
+        while times.len() > self.limit.max(1) {
+            times.pop_front();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +255,20 @@ mod tests {
         assert!(attempts.has_failed(&100, now + Duration::seconds(20)));
         assert!(attempts.has_failed(&9, now + Duration::seconds(20)));
         assert!(!attempts.has_failed(&0, now + Duration::seconds(20)));
+    }
+
+    #[test]
+    fn a_quota_refuses_the_event_past_its_limit_until_the_window_passes_the_oldest() {
+        let quota = Quota::new(2, Duration::hours(1), 100);
+        let now = t0();
+        assert_eq!(quota.full_until(&"trust", now), None);
+        quota.record("trust", now);
+        quota.record("trust", now + Duration::minutes(10));
+        assert_eq!(
+            quota.full_until(&"trust", now + Duration::minutes(20)),
+            Some(now + Duration::hours(1))
+        );
+        assert_eq!(quota.full_until(&"other", now), None);
+        assert_eq!(quota.full_until(&"trust", now + Duration::hours(1)), None);
     }
 }

@@ -36,6 +36,15 @@ pub enum Error {
     BeingAccepted,
     #[error("link not found")]
     LinkNotFound,
+    /// An email quota (resends per invitation, emails per trust) is used up.
+    #[error("too many invitation emails")]
+    TooManyEmails {
+        reason: &'static str,
+        retry_after: std::time::Duration,
+    },
+    /// A create's request id was used before by a create that asked for something else.
+    #[error("request id reused for a different request")]
+    RequestIdReused,
     /// Too many unknown link tokens from the caller's address.
     #[error("too many unknown links")]
     TooManyLinkGuesses { retry_after: std::time::Duration },
@@ -135,6 +144,27 @@ impl From<Error> for ApiError {
                  moment, and its access can then be withdrawn like any other",
             ),
             Error::LinkNotFound => ApiError::not_found("invitation link", "(the given token)"),
+            Error::TooManyEmails {
+                reason,
+                retry_after,
+            } => ApiError::ResourceExhausted {
+                reason,
+                message: format!(
+                    "{}; try again in {} s",
+                    if reason == "TOO_MANY_RESENDS" {
+                        "this invitation was resent too often"
+                    } else {
+                        "the trust has sent too many invitation emails"
+                    },
+                    retry_after.as_secs().max(1)
+                ),
+                retry_after,
+            },
+            Error::RequestIdReused => ApiError::invalid(
+                "request_id",
+                "was already used for a different request (another staff member, trust or \
+                 access); use a new request id",
+            ),
             Error::TooManyLinkGuesses { retry_after } => ApiError::ResourceExhausted {
                 reason: "TOO_MANY_UNKNOWN_LINKS",
                 message: format!(

@@ -156,6 +156,19 @@ pub struct Config {
     /// one closes it for twice as long as the last, from 1 s up to 15 minutes.
     #[arg(long, env = "PORTAL_LINK_FREE_FAILURES", default_value_t = 20)]
     pub link_free_failures: u32,
+
+    /// Most resends of one invitation in any `--email-quota-window`; more are refused with
+    /// RESOURCE_EXHAUSTED and RetryInfo.
+    #[arg(long, env = "PORTAL_RESENDS_PER_INVITATION", default_value_t = 5)]
+    pub resends_per_invitation: u32,
+
+    /// Most invitation emails (creates and resends) of one trust in any `--email-quota-window`.
+    #[arg(long, env = "PORTAL_EMAILS_PER_TRUST", default_value_t = 1_000)]
+    pub emails_per_trust: u32,
+
+    /// The window both email quotas count over.
+    #[arg(long, env = "PORTAL_EMAIL_QUOTA_WINDOW", default_value = "1h", value_parser = parse_duration)]
+    pub email_quota_window: Duration,
 }
 
 impl Config {
@@ -186,6 +199,9 @@ impl Config {
             worker_interval: Duration::from_secs(1),
             call_timeout: Duration::from_secs(3),
             link_free_failures: 20,
+            resends_per_invitation: 5,
+            emails_per_trust: 1_000,
+            email_quota_window: Duration::from_secs(3_600),
         }
     }
 
@@ -294,7 +310,15 @@ impl Application {
             outbox.clone(),
             clock,
             link_ttl,
-            app::LinkGuesses::new(config.link_free_failures),
+            app::Guardrails {
+                link_guesses: app::LinkGuesses::new(config.link_free_failures),
+                emails: app::EmailQuotas::new(
+                    config.resends_per_invitation,
+                    config.emails_per_trust,
+                    chrono::Duration::from_std(config.email_quota_window)
+                        .context("email quota window out of range")?,
+                ),
+            },
         );
         let bound = Bound::bind(config.server.listen).await?;
         Ok(Self {

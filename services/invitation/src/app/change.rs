@@ -24,6 +24,7 @@ impl App {
     ) -> Result<Invitation> {
         let invitation = self.visible(caller, id).await?;
         let now = self.now();
+        self.emails.check_resend(id, invitation.trust_id, now)?;
         let inviter_name = self.identity.caller_name(signed_in(caller)?, bearer).await;
         // Without the catalogue, the email names products by key.
         let catalogue = self.subscription.catalogue().await.unwrap_or_default();
@@ -51,6 +52,7 @@ impl App {
                 .grant_to_account(id, account_id, now, &steps, wall_now())
                 .await?;
             changed(id, granted)?;
+            self.emails.resent(id, invitation.trust_id, now);
             self.outbox.run_soon(&[activate.id]).await;
             let invitation = self.store.get(id).await?.ok_or(Error::NotFound { id })?;
             return Ok(self.seen(invitation));
@@ -60,6 +62,7 @@ impl App {
             .resend(id, now, now + self.link_ttl, &email, wall_now())
             .await?;
         let invitation = changed(id, resent)?;
+        self.emails.resent(id, invitation.trust_id, now);
         self.outbox.wake();
         Ok(self.seen(invitation))
     }

@@ -40,10 +40,13 @@ impl App {
         let started = Instant::now();
         let inviter = signed_in(caller)?;
         if let Some(id) = self.created_before(inviter, &input).await? {
-            return Ok(Created::Stored(self.replay(id).await?));
+            return Ok(Created::Stored(self.replay(id, &input).await?));
         }
         let now = self.now();
         let plan = self.plan(inviter, &input, now).await?;
+        if !input.validate_only {
+            self.emails.check_trust(input.trust_id, now)?;
+        }
         let validated = started.elapsed();
         let (mut invitation, email) = self.draft(plan, inviter, bearer, &input, now).await?;
         if input.validate_only {
@@ -67,6 +70,7 @@ impl App {
             Commit::Stored { revokes_open } => revokes_open,
             Commit::Replayed(earlier) => return Ok(Created::Stored(earlier)),
         };
+        self.emails.created(invitation.trust_id, now);
         let committed = started.elapsed();
         invitation.granted = self
             .outbox
@@ -111,7 +115,7 @@ impl App {
                 revokes_open: earlier_revokes_open || !revoke_steps.is_empty(),
             }),
             CreateOutcome::Replayed { invitation_id } => {
-                Ok(Commit::Replayed(self.replay(invitation_id).await?))
+                Ok(Commit::Replayed(self.replay(invitation_id, input).await?))
             }
             CreateOutcome::PendingExists { invitation_id } => {
                 Err(CreateRefusal::PendingInvitationExists { invitation_id }.into())
@@ -133,12 +137,18 @@ impl App {
         }
     }
 
-    async fn replay(&self, id: InvitationId) -> Result<Invitation> {
+    /// The invitation an earlier create with the request's id made, when that create asked
+    /// for the same; a different request under a used id is refused, never answered with
+    /// someone else's invitation.
+    async fn replay(&self, id: InvitationId, input: &CreateInput) -> Result<Invitation> {
         let invitation = self
             .store
             .get(id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("request id names a missing invitation"))?;
+        if !input.asked_for(&invitation) {
+            return Err(Error::RequestIdReused);
+        }
         Ok(self.seen(invitation))
     }
 

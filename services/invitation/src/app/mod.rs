@@ -21,10 +21,12 @@ mod create;
 mod guessing;
 mod link;
 mod outbox;
+mod quotas;
 mod read;
 
 pub use guessing::LinkGuesses;
 pub use outbox::Outbox;
+pub use quotas::EmailQuotas;
 
 /// The invitation service's behaviour.
 pub struct App {
@@ -36,6 +38,13 @@ pub struct App {
     /// How long a sign-up link lasts (R7).
     link_ttl: chrono::Duration,
     link_guesses: LinkGuesses,
+    emails: EmailQuotas,
+}
+
+/// What callers may not do too often: guess links, send emails.
+pub struct Guardrails {
+    pub link_guesses: LinkGuesses,
+    pub emails: EmailQuotas,
 }
 
 impl App {
@@ -46,7 +55,7 @@ impl App {
         outbox: Outbox,
         clock: SharedClock,
         link_ttl: chrono::Duration,
-        link_guesses: LinkGuesses,
+        guardrails: Guardrails,
     ) -> Self {
         Self {
             store,
@@ -55,7 +64,8 @@ impl App {
             outbox,
             clock,
             link_ttl,
-            link_guesses,
+            link_guesses: guardrails.link_guesses,
+            emails: guardrails.emails,
         }
     }
 

@@ -30,6 +30,31 @@ pub struct CreateInput {
     pub validate_only: bool,
 }
 
+impl CreateInput {
+    /// Whether `earlier`, made by a create with this request's id, was made by this same
+    /// request (AIP-155): the same trust, staff member and access, lists in any order.
+    pub fn asked_for(&self, earlier: &Invitation) -> bool {
+        fn sorted<T: Ord + Clone>(items: &[T]) -> Vec<T> {
+            let mut items = items.to_vec();
+            items.sort();
+            items
+        }
+        let same_school_access = match (&self.school_access, &earlier.school_access) {
+            (None, None) => true,
+            (Some(asked), Some(made)) => {
+                asked.role_key == made.role_key
+                    && sorted(&asked.product_keys) == sorted(&made.product_keys)
+                    && sorted(&asked.school_ids) == sorted(&made.school_ids)
+            }
+            _ => false,
+        };
+        self.trust_id == earlier.trust_id
+            && self.staff_id == earlier.staff_id
+            && self.trust_access == earlier.trust_access
+            && same_school_access
+    }
+}
+
 /// A staff record of the trust's MIS, with the account of the person if they have signed up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaffMember {
