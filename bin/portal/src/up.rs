@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Args, Parser};
-use portal_runtime::auth::{TokenIssuer, load_or_create_keypair};
+use portal_runtime::auth::{TokenIssuer, load_or_create_keypair, write_private};
 use portal_runtime::clock;
 use portal_runtime::config::DatabaseArgs;
 use portal_runtime::demo;
@@ -98,6 +98,42 @@ fn service_config<C: Args>(flags: Vec<String>) -> anyhow::Result<C> {
     Ok(Wrapper::<C>::try_parse_from(argv)?.config)
 }
 
+/// Creates `dir` (and its parents) so that only its owner may enter it (0700 on Unix): the
+/// data directory holds the signing key, service tokens, password hashes and emails with
+/// sign-up links.
+fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    restrict(dir, 0o700)
+}
+
+/// Sets `path`'s permission bits (Unix only).
+fn restrict(path: &Path, mode: u32) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("restricting {}", path.display()))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
+/// Makes each service's SQLite files (with their journals, when present) owner-only.
+fn restrict_databases(data_dir: &Path) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(data_dir)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if path.is_file() && name.contains(".db") {
+            restrict(&path, 0o600)?;
+        }
+    }
+    Ok(())
+}
+
 fn database(data_dir: &Path, name: &str) -> DatabaseArgs {
     DatabaseArgs::with_max_connections(
         format!("sqlite:{}", data_dir.join(format!("{name}.db")).display()),
@@ -111,8 +147,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let data = &args.data_dir;
-    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    private_dir(data)?;
     let keys_dir = data.join("keys");
+    private_dir(&keys_dir)?;
     let keys = load_or_create_keypair(&keys_dir)?;
     let issuer = TokenIssuer::from_pem(&keys.private_pem)?;
     let public_key = keys_dir.join("token-signing.pub.pem");
@@ -120,7 +157,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     // Service tokens for the in-process callers, and for an operator trying the internal RPCs.
     let tokens_dir = data.join("tokens");
-    std::fs::create_dir_all(&tokens_dir)?;
+    private_dir(&tokens_dir)?;
     let mut tokens = std::collections::HashMap::new();
     for name in [
         "invitation",
@@ -132,7 +169,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let token = issuer
             .issue_service(name, chrono::Utc::now(), chrono::Duration::days(30))?
             .token;
-        std::fs::write(tokens_dir.join(format!("{name}.token")), &token)?;
+        write_private(&tokens_dir.join(format!("{name}.token")), &token)?;
         tokens.insert(name, token);
     }
 
@@ -146,6 +183,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         portal_identity::seed_demo(&identity_db).await?;
         portal_subscription::seed_demo(&subscription_db).await?;
     }
+    restrict_databases(data)?;
 
     let addr = |port| SocketAddr::new(args.host, port);
     let common = |port: u16, db: &DatabaseArgs| {
@@ -169,6 +207,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         format!("http://{}", addr(port))
     };
     let mail_dir = data.join("mail");
+    private_dir(&mail_dir)?;
 
     let mut flags = common(args.identity_port, &identity_db);
     flags.extend([
@@ -253,4 +292,32 @@ fn print_banner(
     println!("Try: grpcurl -plaintext {identity} list");
     println!("Stop with ctrl-c.");
     println!();
+}
+
+#[cfg(all(test, unix))]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn the_data_directory_and_what_it_holds_are_readable_by_their_owner_only() {
+        let scratch = tempfile::tempdir().unwrap();
+        let data = scratch.path().join("data");
+        private_dir(&data.join("tokens")).unwrap();
+        private_dir(&data).unwrap();
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join("tokens")), 0o700);
+        write_private(&data.join("tokens/operator.token"), "token").unwrap();
+        assert_eq!(mode(&data.join("tokens/operator.token")), 0o600);
+        let identity = database(&data, "identity");
+        portal_identity::migrate(&identity).await.unwrap();
+        restrict_databases(&data).unwrap();
+        assert_eq!(mode(&data.join("identity.db")), 0o600);
+    }
 }

@@ -48,7 +48,8 @@ pub fn load_or_create_keypair(dir: &Path) -> anyhow::Result<KeyPairPem> {
     Ok(pair)
 }
 
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+/// Writes `contents` to a file only its owner may read or write (0600 on Unix).
+pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

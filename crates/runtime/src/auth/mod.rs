@@ -12,7 +12,7 @@ pub mod principal;
 pub mod tokens;
 
 pub use bearer::BearerToken;
-pub use keys::{KeyPairPem, generate_keypair, load_or_create_keypair};
+pub use keys::{KeyPairPem, generate_keypair, load_or_create_keypair, write_private};
 pub use layer::{AuthLayer, AuthService};
 pub use principal::{Principal, principal_of};
 pub use tokens::{IssuedToken, TokenIssuer, TokenVerifier};

@@ -13,9 +13,10 @@ use crate::domain::access::{READERS, WRITERS};
 use crate::error::{Error, Result};
 use portal_runtime::auth::admin::AdminDecision;
 
-/// How long a positive administrator answer is reused: revoking an administrator takes
-/// effect here within this time, and the hot path skips a round trip to identity.
-pub const ADMIN_CACHE_TTL: Duration = Duration::seconds(30);
+/// How long a positive administrator answer is reused: withdrawing an administrator's role
+/// takes effect here within this time (as at the invitation service), and the hot path skips
+/// a round trip to identity.
+pub const ADMIN_CACHE_TTL: Duration = Duration::seconds(5);
 
 /// Bounds the cache; expired entries are dropped when it is reached.
 const ADMIN_CACHE_LIMIT: usize = 10_000;
