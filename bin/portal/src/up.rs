@@ -26,6 +26,13 @@ pub struct UpArgs {
     subscription_port: u16,
     #[arg(long, default_value_t = 50053)]
     invitation_port: u16,
+    /// Prometheus metrics of each service on its own port (`/metrics`).
+    #[arg(long, default_value_t = 9091)]
+    identity_metrics_port: u16,
+    #[arg(long, default_value_t = 9092)]
+    subscription_metrics_port: u16,
+    #[arg(long, default_value_t = 9093)]
+    invitation_metrics_port: u16,
     /// Skip seeding the demo trust.
     #[arg(long)]
     no_demo: bool,
@@ -186,10 +193,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     restrict_databases(data)?;
 
     let addr = |port| SocketAddr::new(args.host, port);
-    let common = |port: u16, db: &DatabaseArgs| {
+    let common = |port: u16, metrics_port: u16, db: &DatabaseArgs| {
         vec![
             "--listen".to_string(),
             addr(port).to_string(),
+            "--admin-listen".to_string(),
+            addr(metrics_port).to_string(),
             "--database-url".into(),
             db.url()
                 .map(|url| url.expose_secret().to_string())
@@ -209,7 +218,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mail_dir = data.join("mail");
     private_dir(&mail_dir)?;
 
-    let mut flags = common(args.identity_port, &identity_db);
+    let mut flags = common(args.identity_port, args.identity_metrics_port, &identity_db);
     flags.extend([
         "--token-private-key".into(),
         private_key.display().to_string(),
@@ -217,11 +226,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     flags.extend(links_of("identity", url_of, &tokens)?);
     let identity: portal_identity::Config = service_config(flags)?;
 
-    let mut flags = common(args.subscription_port, &subscription_db);
+    let mut flags = common(
+        args.subscription_port,
+        args.subscription_metrics_port,
+        &subscription_db,
+    );
     flags.extend(links_of("subscription", url_of, &tokens)?);
     let subscription: portal_subscription::Config = service_config(flags)?;
 
-    let mut flags = common(args.invitation_port, &invitation_db);
+    let mut flags = common(
+        args.invitation_port,
+        args.invitation_metrics_port,
+        &invitation_db,
+    );
     flags.extend(links_of("invitation", url_of, &tokens)?);
     flags.extend([
         "--mail-dir".into(),
@@ -277,6 +294,13 @@ fn print_banner(
     println!("  identity      {identity}   portal.identity.v1");
     println!("  subscription  {subscription}   portal.subscription.v1");
     println!("  invitation    {invitation}   portal.invitation.v1");
+    println!(
+        "Metrics: http://{host}:{}/metrics, :{}/metrics, :{}/metrics",
+        args.identity_metrics_port,
+        args.subscription_metrics_port,
+        args.invitation_metrics_port,
+        host = args.host
+    );
     if !args.no_demo {
         println!();
         println!("Demo trust: {} ({})", demo::TRUST_NAME, demo::TRUST_ID);

@@ -145,13 +145,37 @@ async fn one_create_invitation_is_one_trace_across_the_three_services() {
             "portal.subscription.v1.EligibilityService/CheckEligibility",
         ),
     ] {
-        let span = trace
+        let _ = service;
+        // The OpenTelemetry RPC conventions on both ends: the server's span is the child of
+        // the caller's CLIENT span, and both carry the service's full name, the method and
+        // the status code.
+        const SERVER: i32 = 2;
+        const CLIENT: i32 = 3;
+        let server = trace
             .iter()
-            .find(|s| s.name == rpc)
-            .unwrap_or_else(|| panic!("{rpc} is in the create trace"));
-        assert_eq!(attribute(span, "rpc.service").as_deref(), Some(service));
+            .find(|s| s.name == rpc && s.kind == SERVER)
+            .unwrap_or_else(|| panic!("{rpc}'s server span is in the create trace"));
+        let client = trace
+            .iter()
+            .find(|s| s.name == rpc && s.kind == CLIENT)
+            .unwrap_or_else(|| panic!("{rpc}'s client span is in the create trace"));
+        let (full_service, method) = rpc.split_once('/').unwrap();
+        for span in [server, client] {
+            assert_eq!(attribute(span, "rpc.system").as_deref(), Some("grpc"));
+            assert_eq!(
+                attribute(span, "rpc.service").as_deref(),
+                Some(full_service)
+            );
+            assert_eq!(attribute(span, "rpc.method").as_deref(), Some(method));
+            assert_eq!(
+                attribute(span, "rpc.grpc.status_code").as_deref(),
+                Some("IntValue(0)"),
+                "{rpc}"
+            );
+        }
+        assert_eq!(server.parent_span_id, client.span_id, "{rpc}");
         assert!(
-            descends_from_create(span),
+            descends_from_create(server),
             "{rpc} is a descendant of the create span"
         );
     }

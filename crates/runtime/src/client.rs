@@ -10,9 +10,123 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::auth::BearerToken;
+use crate::{metrics, propagation};
 
-/// A channel to another service with its bearer token attached to every call.
-pub type AuthedChannel = InterceptedService<Channel, BearerToken>;
+/// A channel to another service: every call gets a CLIENT span and carries its bearer token,
+/// the trace context and its deadline.
+pub type AuthedChannel = Traced<InterceptedService<Channel, BearerToken>>;
+
+/// Opens a CLIENT span (OpenTelemetry RPC conventions) around every call of `S`, current
+/// while the call is made so the trace context sent is its own, ended with the call's status.
+#[derive(Clone, Debug)]
+pub struct Traced<S> {
+    inner: S,
+}
+
+impl<S> Traced<S> {
+    pub fn new(inner: S) -> Self {
+        Self { inner }
+    }
+}
+
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for Traced<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+    ResBody: http_body::Body,
+{
+    type Response = http::Response<TracedBody<ResBody>>;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        use tracing::Instrument as _;
+        let span = propagation::client_span(
+            request.uri().path(),
+            request.uri().authority().map(|a| a.as_str()),
+        );
+        let future = span.in_scope(|| self.inner.call(request));
+        Box::pin(
+            async move {
+                let span = tracing::Span::current();
+                match future.await {
+                    Ok(response) => {
+                        let (parts, body) = response.into_parts();
+                        let span = match metrics::status_in(&parts.headers) {
+                            Some(code) => {
+                                propagation::record_status(&span, code, propagation::Side::Client);
+                                None
+                            }
+                            None => Some(span),
+                        };
+                        Ok(http::Response::from_parts(
+                            parts,
+                            TracedBody { inner: body, span },
+                        ))
+                    }
+                    Err(error) => {
+                        propagation::record_status(
+                            &span,
+                            tonic::Code::Unavailable,
+                            propagation::Side::Client,
+                        );
+                        Err(error)
+                    }
+                }
+            }
+            .instrument(span),
+        )
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that ends its call's CLIENT span with the status in its trailers.
+    pub struct TracedBody<B> {
+        #[pin]
+        inner: B,
+        span: Option<tracing::Span>,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for TracedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        let code = match &frame {
+            Some(Ok(frame)) => frame
+                .trailers_ref()
+                .map(|trailers| metrics::status_in(trailers).unwrap_or(tonic::Code::Unknown)),
+            Some(Err(_)) | None => Some(tonic::Code::Unknown),
+        };
+        if let Some(code) = code
+            && let Some(span) = this.span.take()
+        {
+            propagation::record_status(&span, code, propagation::Side::Client);
+        }
+        std::task::Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// How to reach another service.
 #[derive(Debug, Clone)]
@@ -107,19 +221,19 @@ pub const DNS_REFRESH: Duration = Duration::from_secs(10);
 
 /// A channel that sends `token`, the trace context and the deadline with every call.
 pub fn authed_channel(settings: &ClientSettings, token: &str) -> anyhow::Result<AuthedChannel> {
-    Ok(InterceptedService::new(
+    Ok(Traced::new(InterceptedService::new(
         channel(settings)?,
         BearerToken::new(token)?.with_call_timeout(settings.call_timeout),
-    ))
+    )))
 }
 
 /// A channel that sends the trace context and the deadline with every call, but no token of
 /// its own (calls made with the caller's token).
 pub fn anonymous_channel(settings: &ClientSettings) -> anyhow::Result<AuthedChannel> {
-    Ok(InterceptedService::new(
+    Ok(Traced::new(InterceptedService::new(
         channel(settings)?,
         BearerToken::none().with_call_timeout(settings.call_timeout),
-    ))
+    )))
 }
 
 /// Whether a failed call to another service means "not now": the peer is unreachable,

@@ -1,8 +1,13 @@
-//! Prometheus metrics: per-RPC request counts by gRPC code and latency histograms, database pool
-//! use, and any gauge a service adds (the invitation outbox backlog), served as text on an admin
-//! HTTP port.
+//! Telemetry of every call a server answers, in one place: the server span (OpenTelemetry
+//! RPC conventions: `rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`, span
+//! status) and the Prometheus metrics, named and labelled as the stock gRPC dashboards read
+//! them (go-grpc-prometheus: `grpc_server_started_total`, `grpc_server_handled_total`,
+//! `grpc_server_handling_seconds`, labels `grpc_type`, `grpc_service`, `grpc_method`,
+//! `grpc_code` with Go's code names); plus database pool use, any gauge a service adds (the
+//! invitation outbox backlog), the standard `process_*` metrics and `portal_build_info`,
+//! served as text on an admin HTTP port.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -26,11 +31,15 @@ use prost::Message as _;
 use tokio::net::TcpListener;
 use tower::{Layer, Service};
 
+use tracing::Instrument as _;
+
 use crate::db::DbPool;
+use crate::propagation;
 use crate::shutdown::Shutdown;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RpcLabels {
+    grpc_type: &'static str,
     grpc_service: &'static str,
     grpc_method: &'static str,
     grpc_code: &'static str,
@@ -38,8 +47,14 @@ struct RpcLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabels {
+    grpc_type: &'static str,
     grpc_service: &'static str,
     grpc_method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
 }
 
 /// The service and method label of a call to a path no Portal server answers.
@@ -49,14 +64,14 @@ pub const UNKNOWN_METHOD: &str = "unknown";
 /// services, health and both reflection versions. Metrics are labelled only from this closed
 /// set: the layer runs before authentication, and a label per path a caller makes up would
 /// grow the registry without end.
-static KNOWN_METHODS: LazyLock<HashSet<String>> = LazyLock::new(|| {
+static KNOWN_METHODS: LazyLock<HashMap<String, &'static str>> = LazyLock::new(|| {
     let sets = [
         portal_proto::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
     ];
-    let mut paths = HashSet::new();
+    let mut paths = HashMap::new();
     for encoded in sets {
         // The sets are compiled in; one that did not decode would only leave its calls
         // labelled unknown.
@@ -70,7 +85,13 @@ static KNOWN_METHODS: LazyLock<HashSet<String>> = LazyLock::new(|| {
                     package => format!("{package}.{}", service.name()),
                 };
                 for method in &service.method {
-                    paths.insert(format!("/{full}/{}", method.name()));
+                    let kind = match (method.client_streaming(), method.server_streaming()) {
+                        (false, false) => "unary",
+                        (true, false) => "client_stream",
+                        (false, true) => "server_stream",
+                        (true, true) => "bidi_stream",
+                    };
+                    paths.insert(format!("/{full}/{}", method.name()), kind);
                 }
             }
         }
@@ -78,12 +99,15 @@ static KNOWN_METHODS: LazyLock<HashSet<String>> = LazyLock::new(|| {
     paths
 });
 
-/// The (service, method) labels of a call's path: its own when a Portal server answers it,
-/// [`UNKNOWN_METHOD`] for both otherwise.
-fn method_labels(path: &str) -> (&'static str, &'static str) {
-    match KNOWN_METHODS.get(path) {
-        Some(known) => split_path(known),
-        None => (UNKNOWN_METHOD, UNKNOWN_METHOD),
+/// The (type, service, method) labels of a call's path: its own when a Portal server answers
+/// it, [`UNKNOWN_METHOD`] otherwise.
+pub fn method_labels(path: &str) -> (&'static str, &'static str, &'static str) {
+    match KNOWN_METHODS.get_key_value(path) {
+        Some((known, kind)) => {
+            let (service, method) = split_path(known);
+            (kind, service, method)
+        }
+        None => ("unary", UNKNOWN_METHOD, UNKNOWN_METHOD),
     }
 }
 
@@ -102,6 +126,7 @@ fn latency_histogram() -> Histogram {
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Mutex<Registry>>,
+    started: Family<MethodLabels, Counter>,
     requests: Family<RpcLabels, Counter>,
     latency: Family<MethodLabels, Histogram, fn() -> Histogram>,
     pool: Family<PoolLabels, Gauge>,
@@ -115,42 +140,61 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("portal");
+        let mut registry = Registry::default();
+        let started = Family::<MethodLabels, Counter>::default();
         let requests = Family::<RpcLabels, Counter>::default();
         let latency = Family::<MethodLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram,
         );
         let pool = Family::<PoolLabels, Gauge>::default();
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register(
+            "grpc_server_started",
+            "RPCs started on the server, by type, service and method",
+            started.clone(),
+        );
         registry.register(
             "grpc_server_handled",
-            "RPCs completed, by method and gRPC status code",
+            "RPCs completed on the server, by type, service, method and gRPC status code",
             requests.clone(),
         );
         registry.register(
             "grpc_server_handling_seconds",
-            "RPC latency until the status is sent, by method",
+            "Time until the server sent an RPC's status, by type, service and method",
             latency.clone(),
         );
         registry.register(
-            "db_pool_connections",
+            "portal_db_pool_connections",
             "Database pool connections by state (idle, in_use)",
             pool.clone(),
         );
+        registry.register(
+            "portal_build_info",
+            "Always 1; the labels say which release is running",
+            build,
+        );
+        registry.register_collector(Box::new(ProcessCollector));
         Self {
             registry: Arc::new(Mutex::new(registry)),
+            started,
             requests,
             latency,
             pool,
         }
     }
 
-    /// Registers a gauge a service keeps up to date itself.
+    /// Registers a gauge a service keeps up to date itself (named `portal_<name>`).
     pub fn gauge(&self, name: &str, help: &str) -> Gauge {
         let gauge = Gauge::default();
         self.registry
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .register(name, help, gauge.clone());
+            .register(format!("portal_{name}"), help, gauge.clone());
         gauge
     }
 
@@ -175,20 +219,21 @@ impl Metrics {
         out
     }
 
-    fn record(&self, path: &str, code: &'static str, started: Instant) {
-        let (grpc_service, grpc_method) = method_labels(path);
+    fn start(&self, labels: &MethodLabels) {
+        self.started.get_or_create(labels).inc();
+    }
+
+    fn record(&self, labels: &MethodLabels, code: tonic::Code, started: Instant) {
         self.requests
             .get_or_create(&RpcLabels {
-                grpc_service,
-                grpc_method,
-                grpc_code: code,
+                grpc_type: labels.grpc_type,
+                grpc_service: labels.grpc_service,
+                grpc_method: labels.grpc_method,
+                grpc_code: code_name(code),
             })
             .inc();
         self.latency
-            .get_or_create(&MethodLabels {
-                grpc_service,
-                grpc_method,
-            })
+            .get_or_create(labels)
             .observe(started.elapsed().as_secs_f64());
     }
 }
@@ -198,34 +243,36 @@ fn split_path(path: &'static str) -> (&'static str, &'static str) {
     trimmed.split_once('/').unwrap_or((trimmed, ""))
 }
 
-fn code_name(code: i32) -> &'static str {
-    match tonic::Code::from_i32(code) {
+/// A code's name as gRPC's Go implementation spells it, which the stock dashboards expect.
+fn code_name(code: tonic::Code) -> &'static str {
+    match code {
         tonic::Code::Ok => "OK",
-        tonic::Code::Cancelled => "CANCELLED",
-        tonic::Code::Unknown => "UNKNOWN",
-        tonic::Code::InvalidArgument => "INVALID_ARGUMENT",
-        tonic::Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        tonic::Code::NotFound => "NOT_FOUND",
-        tonic::Code::AlreadyExists => "ALREADY_EXISTS",
-        tonic::Code::PermissionDenied => "PERMISSION_DENIED",
-        tonic::Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        tonic::Code::FailedPrecondition => "FAILED_PRECONDITION",
-        tonic::Code::Aborted => "ABORTED",
-        tonic::Code::OutOfRange => "OUT_OF_RANGE",
-        tonic::Code::Unimplemented => "UNIMPLEMENTED",
-        tonic::Code::Internal => "INTERNAL",
-        tonic::Code::Unavailable => "UNAVAILABLE",
-        tonic::Code::DataLoss => "DATA_LOSS",
-        tonic::Code::Unauthenticated => "UNAUTHENTICATED",
+        tonic::Code::Cancelled => "Canceled",
+        tonic::Code::Unknown => "Unknown",
+        tonic::Code::InvalidArgument => "InvalidArgument",
+        tonic::Code::DeadlineExceeded => "DeadlineExceeded",
+        tonic::Code::NotFound => "NotFound",
+        tonic::Code::AlreadyExists => "AlreadyExists",
+        tonic::Code::PermissionDenied => "PermissionDenied",
+        tonic::Code::ResourceExhausted => "ResourceExhausted",
+        tonic::Code::FailedPrecondition => "FailedPrecondition",
+        tonic::Code::Aborted => "Aborted",
+        tonic::Code::OutOfRange => "OutOfRange",
+        tonic::Code::Unimplemented => "Unimplemented",
+        tonic::Code::Internal => "Internal",
+        tonic::Code::Unavailable => "Unavailable",
+        tonic::Code::DataLoss => "DataLoss",
+        tonic::Code::Unauthenticated => "Unauthenticated",
     }
 }
 
-fn status_in(headers: &http::HeaderMap) -> Option<&'static str> {
+/// The status of a call, from headers (trailers-only answers) or trailers.
+pub fn status_in(headers: &http::HeaderMap) -> Option<tonic::Code> {
     headers
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i32>().ok())
-        .map(code_name)
+        .map(tonic::Code::from_i32)
 }
 
 /// Records each RPC when its status is known: in the response headers (trailers-only answers)
@@ -276,44 +323,57 @@ where
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let (grpc_type, grpc_service, grpc_method) = method_labels(request.uri().path());
+        let labels = MethodLabels {
+            grpc_type,
+            grpc_service,
+            grpc_method,
+        };
+        self.metrics.start(&labels);
+        let span = propagation::server_span(grpc_service, grpc_method, &request);
         let recorder = Recorder {
             metrics: self.metrics.clone(),
-            path: request.uri().path().to_string(),
+            labels,
             started: Instant::now(),
-            done: false,
+            span: Some(span.clone()),
         };
-        Box::pin(async move {
-            let response = inner.call(request).await?;
-            let (parts, body) = response.into_parts();
-            let mut recorder = Some(recorder);
-            if let Some(code) = status_in(&parts.headers)
-                && let Some(mut r) = recorder.take()
-            {
-                r.finish(code);
+        let future = span.in_scope(|| inner.call(request));
+        Box::pin(
+            async move {
+                let response = future.await?;
+                let (parts, body) = response.into_parts();
+                let mut recorder = Some(recorder);
+                if let Some(code) = status_in(&parts.headers)
+                    && let Some(mut r) = recorder.take()
+                {
+                    r.finish(code);
+                }
+                Ok(http::Response::from_parts(
+                    parts,
+                    ObservedBody {
+                        inner: body,
+                        recorder,
+                    },
+                ))
             }
-            Ok(http::Response::from_parts(
-                parts,
-                ObservedBody {
-                    inner: body,
-                    recorder,
-                },
-            ))
-        })
+            .instrument(span),
+        )
     }
 }
 
+/// Records one call when its status is known, and ends its span.
 struct Recorder {
     metrics: Metrics,
-    path: String,
+    labels: MethodLabels,
     started: Instant,
-    done: bool,
+    span: Option<tracing::Span>,
 }
 
 impl Recorder {
-    fn finish(&mut self, code: &'static str) {
-        if !self.done {
-            self.done = true;
-            self.metrics.record(&self.path, code, self.started);
+    fn finish(&mut self, code: tonic::Code) {
+        if let Some(span) = self.span.take() {
+            self.metrics.record(&self.labels, code, self.started);
+            propagation::record_status(&span, code, propagation::Side::Server);
         }
     }
 }
@@ -321,7 +381,7 @@ impl Recorder {
 impl Drop for Recorder {
     // A body dropped before its trailers: the client went away.
     fn drop(&mut self) {
-        self.finish("CANCELLED");
+        self.finish(tonic::Code::Cancelled);
     }
 }
 
@@ -349,17 +409,12 @@ impl<B: Body> Body for ObservedBody<B> {
                 if let Some(trailers) = f.trailers_ref()
                     && let Some(mut r) = this.recorder.take()
                 {
-                    r.finish(status_in(trailers).unwrap_or("UNKNOWN"));
+                    r.finish(status_in(trailers).unwrap_or(tonic::Code::Unknown));
                 }
             }
-            Some(Err(_)) => {
+            Some(Err(_)) | None => {
                 if let Some(mut r) = this.recorder.take() {
-                    r.finish("UNKNOWN");
-                }
-            }
-            None => {
-                if let Some(mut r) = this.recorder.take() {
-                    r.finish("UNKNOWN");
+                    r.finish(tonic::Code::Unknown);
                 }
             }
         }
@@ -430,38 +485,168 @@ pub async fn bind_admin(addr: SocketAddr) -> anyhow::Result<(TcpListener, Socket
     Ok((listener, local))
 }
 
+/// The standard process metrics (as every Prometheus client library exports them), read
+/// from `/proc/self` at each scrape; nothing is exported where there is no `/proc`.
+#[derive(Debug)]
+struct ProcessCollector;
+
+/// Linux reports CPU time in USER_HZ ticks, 100 a second on every architecture it runs on.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+#[derive(Debug, Default)]
+struct ProcessStats {
+    cpu_seconds: f64,
+    start_time_seconds: f64,
+    resident_bytes: f64,
+    virtual_bytes: f64,
+    open_fds: f64,
+    max_fds: f64,
+}
+
+fn process_stats() -> Option<ProcessStats> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok());
+    let boot_time = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("btime ")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        })?;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|v| v * 1024.0)
+    };
+    let max_fds = std::fs::read_to_string("/proc/self/limits")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    Some(ProcessStats {
+        cpu_seconds: (field(14)? + field(15)?) / TICKS_PER_SECOND,
+        start_time_seconds: boot_time + field(22)? / TICKS_PER_SECOND,
+        resident_bytes: kib("VmRSS:").unwrap_or(0.0),
+        virtual_bytes: kib("VmSize:").unwrap_or(0.0),
+        open_fds: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()) as f64,
+        max_fds,
+    })
+}
+
+impl prometheus_client::collector::Collector for ProcessCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let Some(stats) = process_stats() else {
+            return Ok(());
+        };
+        let cpu = ConstCounter::new(stats.cpu_seconds);
+        cpu.encode(encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds",
+            None,
+            cpu.metric_type(),
+        )?)?;
+        for (name, help, value) in [
+            (
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch in seconds",
+                stats.start_time_seconds,
+            ),
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                stats.resident_bytes,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                stats.virtual_bytes,
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors",
+                stats.open_fds,
+            ),
+            (
+                "process_max_fds",
+                "Maximum number of open file descriptors",
+                stats.max_fds,
+            ),
+        ] {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn record_call(metrics: &Metrics, path: &str, code: tonic::Code) {
+        let (grpc_type, grpc_service, grpc_method) = method_labels(path);
+        let labels = MethodLabels {
+            grpc_type,
+            grpc_service,
+            grpc_method,
+        };
+        metrics.start(&labels);
+        metrics.record(&labels, code, Instant::now());
+    }
+
     #[test]
     fn a_recorded_rpc_appears_with_its_code_and_latency() {
         let metrics = Metrics::new();
-        metrics.record(
+        record_call(
+            &metrics,
             "/portal.identity.v1.AccountService/SignIn",
-            "UNAUTHENTICATED",
-            Instant::now(),
+            tonic::Code::Unauthenticated,
         );
         let text = metrics.encode();
-        assert!(text.contains("grpc_service=\"portal.identity.v1.AccountService\""));
-        assert!(text.contains("grpc_method=\"SignIn\""));
-        assert!(text.contains("grpc_code=\"UNAUTHENTICATED\""));
-        assert!(text.contains("portal_grpc_server_handling_seconds_bucket"));
+        // The names and labels the stock gRPC dashboards read.
+        assert!(text.contains(
+            "grpc_server_handled_total{grpc_type=\"unary\",grpc_service=\"portal.identity.v1.AccountService\",grpc_method=\"SignIn\",grpc_code=\"Unauthenticated\"} 1"
+        ), "{text}");
+        assert!(text.contains(
+            "grpc_server_started_total{grpc_type=\"unary\",grpc_service=\"portal.identity.v1.AccountService\",grpc_method=\"SignIn\"} 1"
+        ), "{text}");
+        assert!(text.contains("grpc_server_handling_seconds_bucket{"));
+        // Streaming methods say so.
+        record_call(
+            &metrics,
+            "/portal.identity.v1.StaffService/StreamSyncStaff",
+            tonic::Code::Ok,
+        );
+        assert!(metrics.encode().contains("grpc_type=\"client_stream\""));
     }
 
     #[test]
     fn calls_to_paths_no_server_answers_share_one_series() {
         let metrics = Metrics::new();
         for n in 0..1_000 {
-            metrics.record(
+            record_call(
+                &metrics,
                 &format!("/made.Up{n}/Method{n}"),
-                "UNIMPLEMENTED",
-                Instant::now(),
+                tonic::Code::Unimplemented,
             );
-            metrics.record(
+            record_call(
+                &metrics,
                 &format!("/portal.identity.v1.AccountService/Guess{n}"),
-                "UNAUTHENTICATED",
-                Instant::now(),
+                tonic::Code::Unauthenticated,
             );
         }
         let text = metrics.encode();
@@ -469,7 +654,7 @@ mod tests {
         assert!(!text.contains("Guess"), "a made-up method became a label");
         let handled: Vec<&str> = text
             .lines()
-            .filter(|l| l.starts_with("portal_grpc_server_handled_total"))
+            .filter(|l| l.starts_with("grpc_server_handled_total"))
             .collect();
         assert_eq!(handled.len(), 2, "{handled:?}");
         assert!(
@@ -484,23 +669,46 @@ mod tests {
     fn health_and_reflection_calls_keep_their_names() {
         assert_eq!(
             method_labels("/grpc.health.v1.Health/Check"),
-            ("grpc.health.v1.Health", "Check")
+            ("unary", "grpc.health.v1.Health", "Check")
         );
         assert_eq!(
             method_labels("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
             (
+                "bidi_stream",
                 "grpc.reflection.v1alpha.ServerReflection",
                 "ServerReflectionInfo"
             )
         );
         assert_eq!(
             method_labels("/portal.invitation.v1.InvitationService/CreateInvitation"),
-            ("portal.invitation.v1.InvitationService", "CreateInvitation")
+            (
+                "unary",
+                "portal.invitation.v1.InvitationService",
+                "CreateInvitation"
+            )
         );
         assert_eq!(
             method_labels("/portal.invitation.v1.InvitationService/CreateInvitation/x"),
-            (UNKNOWN_METHOD, UNKNOWN_METHOD)
+            ("unary", UNKNOWN_METHOD, UNKNOWN_METHOD)
         );
+    }
+
+    #[test]
+    fn process_and_build_metrics_are_exported() {
+        let text = Metrics::new().encode();
+        for name in [
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
+            "process_start_time_seconds ",
+            "process_open_fds ",
+            "process_max_fds ",
+        ] {
+            assert!(text.contains(name), "{name} missing from:\n{text}");
+        }
+        assert!(text.contains(&format!(
+            "portal_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )));
     }
 
     #[test]

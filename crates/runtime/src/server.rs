@@ -22,7 +22,6 @@ use crate::config::ServerArgs;
 use crate::db::{DbPool, Migrations, Schema};
 use crate::deadline::DeadlineLayer;
 use crate::metrics::{self, Metrics, MetricsLayer};
-use crate::propagation;
 pub use crate::shutdown::Shutdown;
 
 /// Health service name a liveness probe asks: SERVING for as long as the process runs.
@@ -165,11 +164,9 @@ pub async fn serve_with_metrics(
         .layer(ShedLayer::new(args.concurrency_limit))
         .layer(AuthLayer::new(verifier, &spec.public_methods))
         .into_inner();
-    let name = spec.name;
     let server = Server::builder()
         .max_connection_age(args.max_connection_age)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .trace_fn(move |request| propagation::server_span(name, request))
         .layer(layers)
         .add_routes(routes);
 

@@ -144,7 +144,7 @@ async fn the_metrics_endpoint_counts_the_rpc_just_made() {
     let text = scrape(running.admin).await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains(
-        r#"portal_grpc_server_handled_total{grpc_service="grpc.health.v1.Health",grpc_method="Check",grpc_code="OK"}"#
+        r#"grpc_server_handled_total{grpc_type="unary",grpc_service="grpc.health.v1.Health",grpc_method="Check",grpc_code="OK"}"#
     ), "{text}");
     assert!(text.contains("portal_db_pool_connections"), "{text}");
     running.shutdown.trigger();

@@ -117,8 +117,13 @@ impl<DB: Dialect> Db<DB> {
         .await
     }
 
-    /// A client span per storage call, so that traces show the database work.
+    /// A client span per storage call, so that traces show the database work. Only inside
+    /// another span: a background poller's query that finds nothing starts no trace of its
+    /// own (the pollers open a span when they find work).
     fn span(&self, op: &'static str) -> tracing::Span {
+        if tracing::Span::current().is_none() {
+            return tracing::Span::none();
+        }
         tracing::info_span!(
             "db",
             otel.name = %format_args!("{}.db.{op}", self.service),

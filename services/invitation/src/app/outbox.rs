@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
+use tracing::Instrument as _;
 
 use portal_runtime::clock::SharedClock;
 use portal_runtime::server::Shutdown;
@@ -554,10 +555,15 @@ impl Outbox {
                 .await?;
             let claimed = steps.len();
             ran += claimed;
-            futures::future::join_all(steps.into_iter().map(|step| async move {
-                let _ = self.run(step).await;
-            }))
-            .await;
+            if claimed > 0 {
+                // A trace per round that found work; an idle poll traces nothing.
+                let span = tracing::info_span!("outbox.round", steps = claimed);
+                futures::future::join_all(steps.into_iter().map(|step| async move {
+                    let _ = self.run(step).await;
+                }))
+                .instrument(span)
+                .await;
+            }
             self.flush_finished().await?;
             if (claimed as i64) < BATCH {
                 break;
