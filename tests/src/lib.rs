@@ -55,6 +55,7 @@ pub type Authed = InterceptedService<Channel, BearerToken>;
 pub type InvitationClient = inv::invitation_service_client::InvitationServiceClient<Authed>;
 pub type AccountClient = id::account_service_client::AccountServiceClient<Authed>;
 pub type GrantClient = id::grant_service_client::GrantServiceClient<Authed>;
+pub type AccessClient = id::access_service_client::AccessServiceClient<Authed>;
 pub type StaffClient = id::staff_service_client::StaffServiceClient<Authed>;
 pub type SubscriptionClient = sub::subscription_service_client::SubscriptionServiceClient<Authed>;
 pub type EligibilityClient = sub::eligibility_service_client::EligibilityServiceClient<Authed>;
@@ -514,6 +515,10 @@ impl Suite {
 
     pub fn grants(&self, token: Option<&str>) -> GrantClient {
         GrantClient::new(Self::channel(self.identity_addr, token))
+    }
+
+    pub fn access(&self, token: Option<&str>) -> AccessClient {
+        AccessClient::new(Self::channel(self.identity_addr, token))
     }
 
     pub fn staff(&self, token: Option<&str>) -> StaffClient {

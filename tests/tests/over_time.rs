@@ -754,3 +754,92 @@ async fn a_leaver_loses_pending_invitations_and_access_at_that_trust_only_until_
         assert_eq!(suite.access_of(&ben).await, before);
     }
 }
+
+#[tokio::test]
+async fn a_trust_administrator_lists_and_withdraws_a_staff_members_access() {
+    use portal_proto::identity::v1 as id;
+    for backend in Backend::all() {
+        let suite = Suite::start(backend).await;
+        let admin = suite.admin().await;
+        let (ben_staff, ben_email, _) = portal_suite_tests::staff(1);
+        let (ben_token, ben) = suite
+            .sign_in_account(ben_email, portal_suite_tests::demo::EXISTING_USER_PASSWORD)
+            .await;
+        let invitation = suite
+            .invitations(Some(&admin))
+            .create_invitation(create_request(
+                ben_staff,
+                ("portal", "full-edit"),
+                Some((&["websites-cms"], "writer", &[school(1)])),
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .invitation
+            .unwrap();
+        let list = |token: String| {
+            let suite = &suite;
+            async move {
+                suite
+                    .access(Some(&token))
+                    .list_staff_access(id::ListStaffAccessRequest {
+                        trust_id: portal_suite_tests::demo::TRUST_ID.into(),
+                        staff_id: ben_staff.into(),
+                    })
+                    .await
+                    .map(|r| r.into_inner().access)
+            }
+        };
+        let access = list(admin.clone()).await.unwrap();
+        assert_eq!(access.len(), 3, "{access:?}");
+        assert_eq!(
+            access[0].organization_id,
+            portal_suite_tests::demo::TRUST_ID
+        );
+        let made: Vec<_> = access
+            .iter()
+            .filter(|a| a.invitation_id == invitation.id)
+            .collect();
+        assert_eq!(made.len(), 2, "the invitation behind each grant");
+        assert!(
+            access
+                .iter()
+                .all(|a| a.status == id::GrantStatus::Active as i32)
+        );
+        refused_with(
+            list(ben_token).await,
+            Code::PermissionDenied,
+            "NOT_TRUST_ADMINISTRATOR",
+        );
+
+        let withdraw = |organization_id: &str, product_key: &str| id::WithdrawAccessRequest {
+            trust_id: portal_suite_tests::demo::TRUST_ID.into(),
+            staff_id: ben_staff.into(),
+            organization_id: organization_id.into(),
+            product_key: product_key.into(),
+        };
+        let mut client = suite.access(Some(&admin));
+        let one = client
+            .withdraw_access(withdraw(school(1), "websites-cms"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(one.withdrawn_count, 1);
+        let left = suite.access_of(&ben).await;
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(left.iter().all(|a| a.0 != school(1)));
+        let status = client
+            .withdraw_access(withdraw(school(1), ""))
+            .await
+            .unwrap_err();
+        portal_suite_tests::assert_invalid(&status, &["product_key"]);
+        let all = client
+            .withdraw_access(withdraw("", ""))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(all.withdrawn_count, 2);
+        assert!(suite.access_of(&ben).await.is_empty());
+        assert!(list(admin.clone()).await.unwrap().is_empty());
+    }
+}

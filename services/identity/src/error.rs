@@ -18,6 +18,9 @@ pub enum Error {
     SchoolNotFound(SchoolId),
     #[error("staff member {0} not found")]
     StaffNotFound(StaffId),
+    /// Withdrawing access would leave the trust without an active Account Owner.
+    #[error("last account owner")]
+    LastAccountOwner,
     #[error("account {0} not found")]
     AccountNotFound(AccountId),
     #[error("another school already has this URN")]
@@ -55,6 +58,11 @@ impl From<Error> for ApiError {
             Error::TrustNotFound(id) => ApiError::not_found("trust", id),
             Error::SchoolNotFound(id) => ApiError::not_found("school", id),
             Error::StaffNotFound(id) => ApiError::not_found("staff member", id),
+            Error::LastAccountOwner => ApiError::failed_precondition(
+                "LAST_ACCOUNT_OWNER",
+                "this would remove the trust's last active Account Owner; make someone else \
+                 Account Owner first",
+            ),
             Error::AccountNotFound(id) => ApiError::not_found("account", id),
             Error::SchoolUrnExists(urn) => ApiError::AlreadyExists {
                 reason: "SCHOOL_URN_EXISTS",

@@ -99,6 +99,7 @@ conformance!(
     seeding_the_demo_twice_changes_nothing,
     a_trust_cannot_be_deleted_or_renumbered_under_its_grants,
     a_leavers_grants_are_suspended_at_their_trust_only_and_restored_when_they_return,
+    access_is_withdrawn_one_product_or_all_but_never_the_last_account_owner,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -1246,4 +1247,118 @@ async fn a_leavers_grants_are_suspended_at_their_trust_only_and_restored_when_th
         .expect("changes");
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].status, StaffStatus::Active);
+}
+
+async fn access_is_withdrawn_one_product_or_all_but_never_the_last_account_owner(ctx: &Ctx) {
+    let trust_id = trust(ctx).await;
+    let school_id = school(ctx, trust_id).await;
+    let ann = rec("1", "Ann", "Owner", "ann@s.org");
+    let bob = rec("2", "Bob", "Keeper", "bob@s.org");
+    ctx.store
+        .sync_staff(trust_id, vec![ann, bob], t0())
+        .await
+        .expect("sync");
+    let staff = all_staff(ctx, trust_id).await;
+    let id_of = |mail: &str| {
+        staff
+            .iter()
+            .find(|s| s.email.as_str() == mail)
+            .expect("staff")
+            .id
+    };
+    let ann_id = id_of("ann@s.org");
+    register(ctx, "ann@s.org").await.expect("account");
+    let grants = vec![
+        spec(OrgKind::Trust, trust_id, "portal", "account-owner"),
+        spec(OrgKind::School, school_id, "websites-cms", "writer"),
+        spec(OrgKind::School, school_id, "comms-hub", "writer"),
+    ];
+    grant(
+        ctx,
+        batch(
+            InvitationId::generate(),
+            trust_id,
+            "ann@s.org",
+            grants,
+            true,
+        ),
+        "ann",
+    )
+    .await;
+    let listed = ctx
+        .store
+        .staff_grants(trust_id, ann_id)
+        .await
+        .expect("list")
+        .expect("known staff");
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[0].kind, OrgKind::Trust, "trust level first");
+    assert!(
+        ctx.store
+            .staff_grants(trust_id, StaffId::generate())
+            .await
+            .expect("list")
+            .is_none()
+    );
+
+    // One product at one school.
+    let one = (school_id.cast(), ProductKey::from_known("websites-cms"));
+    let withdrawn = ctx
+        .store
+        .withdraw_grants(trust_id, ann_id, Some(one.clone()), t0())
+        .await
+        .expect("withdraw one");
+    assert_eq!(withdrawn, 1);
+    assert_eq!(
+        ctx.store
+            .withdraw_grants(trust_id, ann_id, Some(one), t0())
+            .await
+            .expect("again"),
+        0
+    );
+    // Everything would take the only Account Owner: refused, nothing changes.
+    assert!(matches!(
+        ctx.store
+            .withdraw_grants(trust_id, ann_id, None, t0())
+            .await,
+        Err(Error::LastAccountOwner)
+    ));
+    assert_eq!(
+        ctx.store
+            .staff_grants(trust_id, ann_id)
+            .await
+            .expect("list")
+            .expect("known")
+            .len(),
+        2
+    );
+    // With a second owner, it goes through.
+    register(ctx, "bob@s.org").await.expect("account");
+    grant(
+        ctx,
+        batch(
+            InvitationId::generate(),
+            trust_id,
+            "bob@s.org",
+            vec![spec(OrgKind::Trust, trust_id, "portal", "account-owner")],
+            true,
+        ),
+        "bob",
+    )
+    .await;
+    assert_eq!(
+        ctx.store
+            .withdraw_grants(trust_id, ann_id, None, t0())
+            .await
+            .expect("withdraw all"),
+        2
+    );
+    assert!(
+        ctx.store
+            .staff_grants(trust_id, ann_id)
+            .await
+            .expect("list")
+            .expect("known")
+            .is_empty()
+    );
 }

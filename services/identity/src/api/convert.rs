@@ -14,6 +14,7 @@ use portal_runtime::vocab::{
     StaffId, TrustId, parse_name, parse_optional_text, truncate,
 };
 
+use crate::domain::OrganizationId;
 use crate::domain::{
     AccessQuery, Account, AdminDecision, Administration, AdministratorCheck, CurrentAccount, Grant,
     GrantBatch, GrantOutcome, GrantResult, GrantSpec, GrantStatus, MAX_GRANTS_PER_BATCH,
@@ -403,6 +404,83 @@ impl TryFrom<pb::GetStaffMemberRequest> for Parsed<(TrustId, StaffId)> {
         let trust_id = v.take("trust_id", TrustId::parse(&request.trust_id));
         let staff_id = v.take("staff_id", StaffId::parse(&request.staff_id));
         v.finish_with(|| Some(Parsed((trust_id?, staff_id?))))
+    }
+}
+
+impl TryFrom<pb::ListStaffAccessRequest> for Parsed<(TrustId, StaffId)> {
+    type Error = ApiError;
+
+    fn try_from(request: pb::ListStaffAccessRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let trust_id = v.take("trust_id", TrustId::parse(&request.trust_id));
+        let staff_id = v.take("staff_id", StaffId::parse(&request.staff_id));
+        v.finish_with(|| Some(Parsed((trust_id?, staff_id?))))
+    }
+}
+
+/// A parsed WithdrawAccess request.
+pub struct Withdrawal {
+    pub trust_id: TrustId,
+    pub staff_id: StaffId,
+    /// One product at one organisation; None: everything at the trust.
+    pub target: Option<(OrganizationId, ProductKey)>,
+}
+
+impl TryFrom<pb::WithdrawAccessRequest> for Withdrawal {
+    type Error = ApiError;
+
+    fn try_from(request: pb::WithdrawAccessRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let trust_id = v.take("trust_id", TrustId::parse(&request.trust_id));
+        let staff_id = v.take("staff_id", StaffId::parse(&request.staff_id));
+        let target = match (
+            request.organization_id.is_empty(),
+            request.product_key.is_empty(),
+        ) {
+            (true, true) => Some(None),
+            (false, false) => {
+                let org = v.take(
+                    "organization_id",
+                    OrganizationId::parse(&request.organization_id),
+                );
+                let product = v.take("product_key", ProductKey::parse(&request.product_key));
+                org.zip(product).map(Some)
+            }
+            (true, false) => {
+                v.add("organization_id", "is required with product_key");
+                None
+            }
+            (false, true) => {
+                v.add("product_key", "is required with organization_id");
+                None
+            }
+        };
+        v.finish_with(|| {
+            Some(Withdrawal {
+                trust_id: trust_id?,
+                staff_id: staff_id?,
+                target: target?,
+            })
+        })
+    }
+}
+
+impl From<Grant> for pb::StaffAccess {
+    fn from(grant: Grant) -> Self {
+        pb::StaffAccess {
+            organization_kind: grant.kind.to_proto(),
+            organization_id: grant.organization_id.to_string(),
+            product_key: grant.product_key.into_string(),
+            role_key: grant.role_key.into_string(),
+            status: pb::GrantStatus::from(grant.status).into(),
+            invitation_id: grant.invitation_id.to_string(),
+            previous_role_key: grant
+                .previous_role_key
+                .map(RoleKey::into_string)
+                .unwrap_or_default(),
+            create_time: Some(to_timestamp(grant.create_time)),
+            update_time: Some(to_timestamp(grant.update_time)),
+        }
     }
 }
 

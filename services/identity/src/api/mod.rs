@@ -1,6 +1,7 @@
 //! The gRPC edge: each handler names its caller, parses the request into a domain input
 //! (every bad field named at once), runs the use case and writes the result back.
 
+mod access;
 mod accounts;
 mod convert;
 mod directory;
@@ -9,6 +10,7 @@ mod staff;
 
 use std::sync::Arc;
 
+use portal_proto::identity::v1::access_service_server::{self, AccessServiceServer};
 use portal_proto::identity::v1::account_service_server::{self, AccountServiceServer};
 use portal_proto::identity::v1::directory_service_server::{self, DirectoryServiceServer};
 use portal_proto::identity::v1::grant_service_server::{self, GrantServiceServer};
@@ -21,11 +23,12 @@ use crate::app::App;
 use crate::error::Result;
 
 /// The gRPC services of identity, in the order they are served.
-pub const SERVICES: [&str; 4] = [
+pub const SERVICES: [&str; 5] = [
     directory_service_server::SERVICE_NAME,
     staff_service_server::SERVICE_NAME,
     account_service_server::SERVICE_NAME,
     grant_service_server::SERVICE_NAME,
+    access_service_server::SERVICE_NAME,
 ];
 
 /// Every identity gRPC service, over one [`App`].
@@ -54,7 +57,12 @@ pub fn routes(app: Arc<App>) -> Routes {
             .send_compressed(Gzip),
     )
     .add_service(
-        GrantServiceServer::new(api)
+        GrantServiceServer::new(api.clone())
+            .accept_compressed(Gzip)
+            .send_compressed(Gzip),
+    )
+    .add_service(
+        AccessServiceServer::new(api)
             .accept_compressed(Gzip)
             .send_compressed(Gzip),
     )

@@ -1,6 +1,7 @@
 //! The use cases: each authorises its caller first, then does its work through the store.
 //! Domain types in and out; the gRPC edge converts.
 
+mod access;
 mod accounts;
 mod directory;
 mod grants;

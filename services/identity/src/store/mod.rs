@@ -12,12 +12,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use portal_runtime::db::{DbPool, Dialect};
-use portal_runtime::vocab::{AccountId, Email, InvitationId, SchoolId, StaffId, TrustId};
+use portal_runtime::vocab::{
+    AccountId, Email, InvitationId, ProductKey, SchoolId, StaffId, TrustId,
+};
 
 use crate::domain::{
-    Account, AdminGrant, Grant, GrantBatch, GrantResult, NewAccount, NewSchool, NewTrust, School,
-    StaffCursor, StaffEntry, StaffFilter, StaffMember, StaffRecord, StaffRow, StatusChange,
-    StatusChangeQuery, SyncSummary, Trust,
+    Account, AdminGrant, Grant, GrantBatch, GrantResult, NewAccount, NewSchool, NewTrust,
+    OrganizationId, School, StaffCursor, StaffEntry, StaffFilter, StaffMember, StaffRecord,
+    StaffRow, StatusChange, StatusChangeQuery, SyncSummary, Trust,
 };
 use crate::error::Result;
 
@@ -117,6 +119,23 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<u64>;
     async fn grants_of_invitation(&self, invitation_id: InvitationId) -> Result<Vec<Grant>>;
+    /// A staff member's grants at the trust and its schools that are not revoked (matched by
+    /// the staff email); None for an unknown staff member of the trust.
+    async fn staff_grants(
+        &self,
+        trust_id: TrustId,
+        staff_id: StaffId,
+    ) -> Result<Option<Vec<Grant>>>;
+    /// Revokes a staff member's grants at the trust and its schools, or only those of
+    /// `target` (organisation, product); refuses (LastAccountOwner) to revoke the trust's last
+    /// active Account Owner; StaffNotFound for an unknown staff member. Returns how many.
+    async fn withdraw_grants(
+        &self,
+        trust_id: TrustId,
+        staff_id: StaffId,
+        target: Option<(OrganizationId, ProductKey)>,
+        now: DateTime<Utc>,
+    ) -> Result<u64>;
     /// The grants in force for a person: active ones of the account, pending ones of its email.
     async fn access_grants(&self, account: &Account) -> Result<Vec<Grant>>;
     /// The account's active grants of Portal roles, anywhere.

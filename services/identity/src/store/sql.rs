@@ -9,8 +9,8 @@ use portal_runtime::db::{
     AsExecutor as _, Column, Db, RowsAffected as _, Statement, Text, is_unique_violation,
 };
 use portal_runtime::vocab::{
-    AccountId, Email, GrantId, IdSet, InvitationId, OrgKind, RequestId, RoleKey, SchoolId, StaffId,
-    TrustId,
+    AccountId, Email, GrantId, IdSet, InvitationId, OrgKind, ProductKey, RequestId, RoleKey,
+    SchoolId, StaffId, TrustId,
 };
 use sqlx::{ColumnIndex, Database, Encode, FromRow, Type};
 
@@ -21,9 +21,9 @@ use super::rows::{
 use super::{Backend, Store};
 use crate::domain::{
     Account, AdminGrant, ExistingStaff, Grant, GrantBatch, GrantOutcome, GrantResult, GrantStatus,
-    NewAccount, NewSchool, NewTrust, School, StaffCursor, StaffEntry, StaffFilter, StaffMember,
-    StaffRecord, StaffStatus, StatusChange, StatusChangeQuery, SyncSummary, Trust, classify_grants,
-    plan_sync, replaced_by, staff_search_key,
+    NewAccount, NewSchool, NewTrust, OrganizationId, School, StaffCursor, StaffEntry, StaffFilter,
+    StaffMember, StaffRecord, StaffStatus, StatusChange, StatusChangeQuery, SyncSummary, Trust,
+    classify_grants, plan_sync, replaced_by, staff_search_key,
 };
 use crate::error::{Error, Result};
 
@@ -639,6 +639,84 @@ where
             .await
     }
 
+    async fn staff_grants(
+        &self,
+        trust_id: TrustId,
+        staff_id: StaffId,
+    ) -> Result<Option<Vec<Grant>>> {
+        self.db
+            .run("staff_grants", async |conn| {
+                let Some(email) = Self::staff_email(conn, trust_id, staff_id).await? else {
+                    return Ok(None);
+                };
+                let rows: Vec<GrantRow> = sqlx::query_as(&format!(
+                    "SELECT {GRANT_COLUMNS} FROM grants WHERE trust_id = $1 AND email = $2 \
+                     AND status <> 'revoked' \
+                     ORDER BY organization_kind DESC, organization_id, product_key"
+                ))
+                .bind(trust_id)
+                .bind(&email)
+                .fetch_all(conn.exec())
+                .await?;
+                Ok(Some(grants(rows)))
+            })
+            .await
+    }
+
+    async fn withdraw_grants(
+        &self,
+        trust_id: TrustId,
+        staff_id: StaffId,
+        target: Option<(OrganizationId, ProductKey)>,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut scope = String::from(
+            "trust_id = $1 AND email = $2 AND status IN ('pending', 'active', 'suspended')",
+        );
+        if target.is_some() {
+            scope.push_str(" AND organization_id = $3 AND product_key = $4");
+        }
+        self.db
+            .write("withdraw_grants", async |conn| {
+                let Some(email) = Self::staff_email(conn, trust_id, staff_id).await? else {
+                    return Err(Error::StaffNotFound(staff_id));
+                };
+                // The trust keeps an active Account Owner.
+                let owners_sql = format!(
+                    "SELECT COUNT(*) FROM grants WHERE {scope} AND status = 'active' \
+                     AND organization_kind = ${a} AND product_key = ${b} AND role_key = ${c}",
+                    a = if target.is_some() { 5 } else { 3 },
+                    b = if target.is_some() { 6 } else { 4 },
+                    c = if target.is_some() { 7 } else { 5 },
+                );
+                let mut owners = sqlx::query_scalar(&owners_sql).bind(trust_id).bind(&email);
+                if let Some((org, product)) = &target {
+                    owners = owners.bind(*org).bind(product);
+                }
+                let theirs: i64 = owners
+                    .bind(Text(OrgKind::Trust))
+                    .bind(portal_product())
+                    .bind(ACCOUNT_OWNER.to_string())
+                    .fetch_one(conn.exec())
+                    .await?;
+                if theirs > 0 && Self::active_account_owners(conn, trust_id).await? <= theirs {
+                    return Err(Error::LastAccountOwner);
+                }
+                let sql = format!(
+                    "UPDATE grants SET status = 'revoked', suspended_from = NULL, \
+                     update_time = ${n} WHERE {scope}",
+                    n = if target.is_some() { 5 } else { 3 }
+                );
+                let mut update = sqlx::query(&sql).bind(trust_id).bind(&email);
+                if let Some((org, product)) = &target {
+                    update = update.bind(*org).bind(product);
+                }
+                let done = update.bind(to_micros(now)).execute(conn.exec()).await?;
+                Ok(done.rows_affected())
+            })
+            .await
+    }
+
     async fn access_grants(&self, account: &Account) -> Result<Vec<Grant>> {
         self.db
             .run("access_grants", async |conn| {
@@ -723,6 +801,21 @@ where
         }
         pattern.push('%');
         pattern
+    }
+
+    /// The email of a staff member of the trust.
+    async fn staff_email(
+        conn: &mut DB::Connection,
+        trust_id: TrustId,
+        staff_id: StaffId,
+    ) -> Result<Option<Email>> {
+        Ok(
+            sqlx::query_scalar("SELECT email FROM staff WHERE trust_id = $1 AND id = $2")
+                .bind(trust_id)
+                .bind(staff_id)
+                .fetch_optional(conn.exec())
+                .await?,
+        )
     }
 
     /// Active Portal Account Owners of the trust at trust level.
