@@ -99,6 +99,11 @@ static KNOWN_METHODS: LazyLock<HashMap<String, &'static str>> = LazyLock::new(||
     paths
 });
 
+/// Every method path a Portal server answers (see [`KNOWN_METHODS`]).
+pub fn known_methods() -> impl Iterator<Item = &'static str> {
+    KNOWN_METHODS.keys().map(String::as_str)
+}
+
 /// The (type, service, method) labels of a call's path: its own when a Portal server answers
 /// it, [`UNKNOWN_METHOD`] otherwise.
 pub fn method_labels(path: &str) -> (&'static str, &'static str, &'static str) {

@@ -3,7 +3,7 @@
 use portal_runtime::auth::Principal;
 use portal_runtime::vocab::{SchoolId, TrustId};
 
-use super::{Admitted, App, DirectoryWrites};
+use super::{Admitted, App, DirectoryReads, DirectoryWrites, ServiceCall};
 use crate::domain::{NewSchool, NewTrust, School, SchoolQuery, Trust};
 use crate::error::{Error, Result};
 
@@ -37,6 +37,10 @@ impl App {
 
     /// A school, visible to whoever may see its trust; to anyone else it does not exist.
     pub async fn get_school(&self, caller: &Principal, school_id: SchoolId) -> Result<School> {
+        // A service that may not read the directory is refused before the school is read.
+        if let Principal::Service { .. } = caller {
+            caller.require_service(DirectoryReads::CALLERS)?;
+        }
         let school = self
             .store
             .get_school(school_id)

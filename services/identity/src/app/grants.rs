@@ -5,7 +5,7 @@ use portal_runtime::auth::Principal;
 use portal_runtime::error::ApiError;
 use portal_runtime::vocab::{AccountId, InvitationId};
 
-use super::{Admitted, App, Grants};
+use super::{AccessReads, AdministratorChecks, Admitted, App, Grants, ServiceCall};
 use crate::domain::{
     AccessQuery, Administration, AdministratorCheck, Grant, GrantBatch, GrantResult,
     OrganizationAccess, administered_trusts, decide_administrator, group_access,
@@ -46,7 +46,7 @@ impl App {
             .await
     }
 
-    /// A page of what a person holds. Services and the person see all of it; an
+    /// A page of what a person holds. The invitation service and the person see all of it; an
     /// administrator of a trust sees only that trust's part; anyone else nothing.
     pub async fn list_access(
         &self,
@@ -66,7 +66,11 @@ impl App {
                 }
                 Some(trusts)
             }
-            _ => None,
+            Principal::User { .. } => None,
+            Principal::Service { .. } => {
+                caller.require_service(AccessReads::CALLERS)?;
+                None
+            }
         };
         let account = self
             .store
@@ -98,6 +102,9 @@ impl App {
         caller: &Principal,
         check: AdministratorCheck,
     ) -> Result<Administration> {
+        if let Principal::Service { .. } = caller {
+            caller.require_service(AdministratorChecks::CALLERS)?;
+        }
         if let Principal::User { account_id } = caller
             && *account_id != check.account_id
         {

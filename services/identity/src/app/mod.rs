@@ -39,6 +39,30 @@ pub enum StaffFeed {}
 pub enum Accounts {}
 /// Making, activating and revoking an invitation's grants.
 pub enum Grants {}
+/// Reading trusts and schools.
+pub enum DirectoryReads {}
+/// Reading a trust's staff directory.
+pub enum StaffReads {}
+/// Listing a person's access.
+pub enum AccessReads {}
+/// Asking whether an account administers a trust.
+pub enum AdministratorChecks {}
+
+impl ServiceCall for DirectoryReads {
+    const CALLERS: &'static [&'static str] = &[callers::INVITATION, callers::OPERATOR];
+}
+
+impl ServiceCall for StaffReads {
+    const CALLERS: &'static [&'static str] = &[callers::INVITATION, callers::OPERATOR];
+}
+
+impl ServiceCall for AccessReads {
+    const CALLERS: &'static [&'static str] = &[callers::INVITATION];
+}
+
+impl ServiceCall for AdministratorChecks {
+    const CALLERS: &'static [&'static str] = &[callers::INVITATION, callers::SUBSCRIPTION];
+}
 
 impl ServiceCall for DirectoryWrites {
     const CALLERS: &'static [&'static str] = &[callers::OPERATOR];
@@ -105,13 +129,15 @@ impl App {
         Ok(Admitted(PhantomData))
     }
 
-    /// Services, and administrators of the trust; other users get PERMISSION_DENIED.
+    /// The services that read staff, and administrators of the trust; other callers get
+    /// PERMISSION_DENIED.
     async fn require_trust_admin_or_service(
         &self,
         caller: &Principal,
         trust_id: TrustId,
     ) -> Result<()> {
         let Principal::User { account_id } = caller else {
+            caller.require_service(StaffReads::CALLERS)?;
             return Ok(());
         };
         let grants = self.store.admin_grants(*account_id).await?;
@@ -126,10 +152,12 @@ impl App {
         .into())
     }
 
-    /// Services read any trust; users only trusts where they hold access. Everything else is
+    /// The services that read the directory read any trust; users only trusts where they hold
+    /// access. Everything else is
     /// answered exactly like an unknown trust.
     async fn require_trust_visible(&self, caller: &Principal, trust_id: TrustId) -> Result<()> {
         let Principal::User { account_id } = caller else {
+            caller.require_service(DirectoryReads::CALLERS)?;
             return Ok(());
         };
         if self

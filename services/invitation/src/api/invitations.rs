@@ -20,6 +20,8 @@ impl InvitationService for Api {
         answer(
             async {
                 let caller = principal_of(&request)?;
+                // Only users call these: a service token is refused before the request is read.
+                self.app.require_user(&caller)?;
                 let bearer = bearer(&request);
                 let input = CreateInput::try_from(request.into_inner())?;
                 let created = self.app.create(&caller, bearer.as_ref(), input).await?;
@@ -36,6 +38,8 @@ impl InvitationService for Api {
         answer(
             async {
                 let caller = principal_of(&request)?;
+                // Only users call these: a service token is refused before the request is read.
+                self.app.require_user(&caller)?;
                 let id = invitation_id(&request.get_ref().invitation_id)?;
                 let invitation = self.app.get(&caller, id).await?;
                 Ok(pb::GetInvitationResponse {
@@ -53,6 +57,8 @@ impl InvitationService for Api {
         answer(
             async {
                 let caller = principal_of(&request)?;
+                // Only users call these: a service token is refused before the request is read.
+                self.app.require_user(&caller)?;
                 let query = ListQuery::try_from(request.into_inner())?;
                 let page = self.app.list(&caller, query).await?;
                 Ok(page.into())
@@ -68,6 +74,8 @@ impl InvitationService for Api {
         answer(
             async {
                 let caller = principal_of(&request)?;
+                // Only users call these: a service token is refused before the request is read.
+                self.app.require_user(&caller)?;
                 let bearer = bearer(&request);
                 let id = invitation_id(&request.get_ref().invitation_id)?;
                 let invitation = self.app.resend(&caller, bearer.as_ref(), id).await?;
@@ -86,6 +94,8 @@ impl InvitationService for Api {
         answer(
             async {
                 let caller = principal_of(&request)?;
+                // Only users call these: a service token is refused before the request is read.
+                self.app.require_user(&caller)?;
                 let id = invitation_id(&request.get_ref().invitation_id)?;
                 let invitation = self.app.revoke(&caller, id).await?;
                 Ok(pb::RevokeInvitationResponse {

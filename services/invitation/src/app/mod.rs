@@ -98,6 +98,13 @@ impl App {
 }
 
 /// R1: only a signed-in user can administer a trust.
+impl App {
+    /// The signed-in user's account; a service token is refused (PERMISSION_DENIED).
+    pub fn require_user(&self, caller: &Principal) -> Result<AccountId> {
+        signed_in(caller)
+    }
+}
+
 fn signed_in(caller: &Principal) -> Result<AccountId> {
     caller.account_id().ok_or(Error::NotTrustAdministrator)
 }

@@ -91,6 +91,8 @@ impl SubscriptionService for Api {
         answer(
             async {
                 let principal = principal_of(&request)?;
+                // A service that may not read is refused before the request is read.
+                self.app.subscription_reader(principal.clone())?;
                 let asked = Paged::<SubscriptionPage>::try_from(request.into_inner())?;
                 let mut listed = self
                     .app
