@@ -60,8 +60,8 @@ async fn call(suite: &Suite, path: &'static str, token: &str) -> Code {
             let request = id::WithdrawAccessRequest {
                 trust_id: trust,
                 staff_id: staff(1).0.into(),
+                organization_id: school(0).into(),
                 product_key: "websites-cms".into(),
-                ..Default::default()
             };
             send(suite, path, request, token).await
         }
