@@ -100,6 +100,7 @@ conformance!(
     a_trust_cannot_be_deleted_or_renumbered_under_its_grants,
     a_leavers_grants_are_suspended_at_their_trust_only_and_restored_when_they_return,
     access_is_withdrawn_one_product_or_all_but_never_the_last_account_owner,
+    concurrent_withdrawals_never_take_a_trusts_last_account_owner,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -1361,4 +1362,54 @@ async fn access_is_withdrawn_one_product_or_all_but_never_the_last_account_owner
             .expect("known")
             .is_empty()
     );
+}
+
+async fn concurrent_withdrawals_never_take_a_trusts_last_account_owner(ctx: &Ctx) {
+    for round in 0..12 {
+        let trust_id = trust(ctx).await;
+        let (ann, bob) = (format!("ann{round}@w.org"), format!("bob{round}@w.org"));
+        ctx.store
+            .sync_staff(
+                trust_id,
+                vec![
+                    rec("1", "Ann", "Owner", &ann),
+                    rec("2", "Bob", "Owner", &bob),
+                ],
+                t0(),
+            )
+            .await
+            .expect("sync");
+        let staff = all_staff(ctx, trust_id).await;
+        let id_of = |mail: &str| {
+            staff
+                .iter()
+                .find(|s| s.email.as_str() == mail)
+                .expect("staff")
+                .id
+        };
+        for (mail, who) in [(&ann, "ann"), (&bob, "bob")] {
+            register(ctx, mail).await.expect("account");
+            let owner = vec![spec(OrgKind::Trust, trust_id, "portal", "account-owner")];
+            grant(
+                ctx,
+                batch(InvitationId::generate(), trust_id, mail, owner, true),
+                who,
+            )
+            .await;
+        }
+        let (first, second) = tokio::join!(
+            ctx.store.withdraw_grants(trust_id, id_of(&ann), None, t0()),
+            ctx.store.withdraw_grants(trust_id, id_of(&bob), None, t0()),
+        );
+        let refused = [&first, &second]
+            .iter()
+            .filter(|r| matches!(r, Err(Error::LastAccountOwner)))
+            .count();
+        let withdrawn = [&first, &second].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(
+            (refused, withdrawn),
+            (1, 1),
+            "round {round}: one withdrawal goes through, the other keeps the last Account Owner"
+        );
+    }
 }

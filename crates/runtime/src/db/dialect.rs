@@ -23,6 +23,10 @@ pub trait Dialect:
     /// Appended to a `SELECT` that claims rows for work: other replicas skip what this one
     /// holds (PostgreSQL); nothing on SQLite, where one writer runs at a time.
     const CLAIM_ROWS: &'static str;
+    /// Appended to a `SELECT` that locks rows until the transaction ends, so that checks
+    /// spanning several rows (write skew) run one at a time (PostgreSQL); nothing on SQLite,
+    /// where one writer runs at a time.
+    const LOCK_ROWS: &'static str;
     /// Run first in a transaction whose commit may skip waiting for the disk, because losing
     /// it in a crash only repeats idempotent work; `None` where the database has no such
     /// setting.
@@ -97,6 +101,7 @@ impl Dialect for sqlx::Sqlite {
     // A deferred transaction reads one WAL snapshot from its first read on.
     const BEGIN_SNAPSHOT: &'static str = "BEGIN";
     const CLAIM_ROWS: &'static str = "";
+    const LOCK_ROWS: &'static str = "";
     const RELAXED_COMMIT: Option<&'static str> = None;
 
     /// A JSON array, read with `json_each`.
@@ -118,6 +123,7 @@ impl Dialect for sqlx::Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const BEGIN_SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     const CLAIM_ROWS: &'static str = "FOR UPDATE SKIP LOCKED";
+    const LOCK_ROWS: &'static str = "FOR UPDATE";
     const RELAXED_COMMIT: Option<&'static str> = Some("SET LOCAL synchronous_commit TO OFF");
 
     type TextList = Vec<String>;

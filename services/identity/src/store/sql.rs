@@ -678,6 +678,15 @@ where
         }
         self.db
             .write("withdraw_grants", async |conn| {
+                // Withdrawals at one trust run one at a time: two administrators withdrawing
+                // the trust's two Account Owners at once must not both see the other remain.
+                sqlx::query(&format!(
+                    "SELECT id FROM trusts WHERE id = $1 {}",
+                    DB::LOCK_ROWS
+                ))
+                .bind(trust_id)
+                .fetch_optional(conn.exec())
+                .await?;
                 let Some(email) = Self::staff_email(conn, trust_id, staff_id).await? else {
                     return Err(Error::StaffNotFound(staff_id));
                 };
